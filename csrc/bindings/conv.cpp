@@ -1,0 +1,99 @@
+// Shims for conv2d forward / backward.
+#include <array>
+
+#include "bindings/shim.h"
+#include "ops/conv2d.h"
+
+namespace fastconv {
+
+namespace py = pybind11;
+using Pair = std::array<int64_t, 2>;
+using Quad = std::array<int64_t, 4>;  // top, bottom, left, right
+
+namespace {
+
+Conv2dParams params(const py::array& x, const py::array& w, const py::object& b, Pair stride, Quad pad, Pair dil,
+                    int64_t groups) {
+  return make_conv2d_params(shim::shape_of(x), shim::shape_of(w), shim::opt_len(b, "conv2d", "bias"), stride[0],
+                            stride[1], pad[0], pad[1], pad[2], pad[3], dil[0], dil[1], groups);
+}
+
+template <typename T>
+py::array forward(const py::array& x, const py::array& w, const py::object& b, const Conv2dParams& p) {
+  const T* xp = shim::in_ptr<T>(x, "conv2d", "input");
+  const T* wp = shim::in_ptr<T>(w, "conv2d", "weight");
+  const T* bp = shim::opt_ptr<T>(b, "conv2d", "bias");
+  auto y = shim::empty<T>({p.N, p.OC, p.OH, p.OW}, "conv2d output");
+  T* yp = shim::out_ptr(y);
+  {
+    py::gil_scoped_release nogil;
+    conv2d_forward<T>(yp, xp, wp, bp, p);
+  }
+  return std::move(y);
+}
+
+template <typename T>
+py::tuple backward(const py::array& dy, const py::array& x, const py::array& w, const Conv2dParams& p, bool need_dx,
+                   bool need_dw, bool need_db) {
+  const T* dyp = shim::in_ptr<T>(dy, "conv2d_backward", "grad_output");
+  const T* xp = shim::in_ptr<T>(x, "conv2d_backward", "input");
+  const T* wp = shim::in_ptr<T>(w, "conv2d_backward", "weight");
+  const std::vector<int64_t> want{p.N, p.OC, p.OH, p.OW};
+  if (shim::shape_of(dy) != want)
+    value_error("conv2d_backward: grad_output has shape ", shape_str(shim::shape_of(dy)), ", expected ",
+                shape_str(want), " (the forward output's shape)");
+  py::object dx = py::none(), dw = py::none(), db = py::none();
+  T *dxp = nullptr, *dwp = nullptr, *dbp = nullptr;
+  if (need_dx) {
+    auto a = shim::empty<T>({p.N, p.C, p.H, p.W}, "conv2d input gradient");
+    dxp = shim::out_ptr(a);
+    dx = a;
+  }
+  if (need_dw) {
+    auto a = shim::empty<T>({p.OC, p.Cg(), p.KH, p.KW}, "conv2d weight gradient");
+    dwp = shim::out_ptr(a);
+    dw = a;
+  }
+  if (need_db) {
+    auto a = shim::empty<T>({p.OC}, "conv2d bias gradient");
+    dbp = shim::out_ptr(a);
+    db = a;
+  }
+  {
+    py::gil_scoped_release nogil;
+    if (dxp) conv2d_backward_data<T>(dxp, dyp, wp, p);
+    if (dwp || dbp) conv2d_backward_weight<T>(dwp, dbp, dyp, xp, p);
+  }
+  return py::make_tuple(dx, dw, db);
+}
+
+}  // namespace
+
+void register_conv(py::module_& m) {
+  m.def(
+      "conv2d_forward",
+      [](const py::array& x, const py::array& w, const py::object& b, Pair stride, Quad pad, Pair dil,
+         int64_t groups) -> py::array {
+        const Conv2dParams p = params(x, w, b, stride, pad, dil, groups);
+        if (shim::dtype_of(x, "conv2d", "input") == shim::DType::f32) return forward<float>(x, w, b, p);
+        return forward<double>(x, w, b, p);
+      },
+      py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+      py::arg("groups"),
+      "y = conv2d(x, weight, bias); padding = (top, bottom, left, right). Arrays: C-contiguous, same dtype.");
+  m.def(
+      "conv2d_backward",
+      [](const py::array& dy, const py::array& x, const py::array& w, Pair stride, Quad pad, Pair dil, int64_t groups,
+         bool need_dx, bool need_dw, bool need_db) -> py::tuple {
+        const Conv2dParams p = params(x, w, py::none(), stride, pad, dil, groups);
+        if (shim::dtype_of(x, "conv2d_backward", "input") == shim::DType::f32)
+          return backward<float>(dy, x, w, p, need_dx, need_dw, need_db);
+        return backward<double>(dy, x, w, p, need_dx, need_dw, need_db);
+      },
+      py::arg("grad_output"), py::arg("x"), py::arg("weight"), py::arg("stride"), py::arg("padding"),
+      py::arg("dilation"), py::arg("groups"), py::arg("need_input") = true, py::arg("need_weight") = true,
+      py::arg("need_bias") = true,
+      "(dx, dw, db) of conv2d; gradients not asked for are None and not computed.");
+}
+
+}  // namespace fastconv

@@ -1,0 +1,67 @@
+#include "gemm/gemm.h"
+
+#include <algorithm>
+
+#include "common/buffer.h"
+#include "common/parallel.h"
+#include "cpu/cpu.h"
+#include "gemm/driver.h"
+
+namespace fastconv {
+
+TileSplit split_tiles(int64_t M, int64_t N, int mr, int nr, int64_t nc, int64_t groups, int nthreads) {
+  TileSplit s;
+  const int64_t want = 4 * int64_t(nthreads);  // a few tasks per thread for balance
+  s.ncount = std::max<int64_t>(1, ceil_div(N, nc));
+  s.mcount = 1;
+  if (nthreads > 1 && groups * s.ncount < want) {
+    // more column blocks first (keeps the A block whole), down to 4 panels each
+    const int64_t max_n = std::max<int64_t>(1, ceil_div(N, 4 * int64_t(nr)));
+    s.ncount = std::min(max_n, std::max(s.ncount, ceil_div(want, groups)));
+    if (groups * s.ncount < want) {
+      const int64_t max_m = std::max<int64_t>(1, ceil_div(M, mr));
+      s.mcount = std::min(max_m, ceil_div(want, groups * s.ncount));
+    }
+  }
+  s.nblock = round_up(ceil_div(N, s.ncount), nr);
+  s.mblock = round_up(ceil_div(M, s.mcount), mr);
+  s.ncount = std::max<int64_t>(1, ceil_div(N, s.nblock));
+  s.mcount = std::max<int64_t>(1, ceil_div(M, s.mblock));
+  return s;
+}
+
+int threads_for_flops(double flops, int64_t tasks) {
+  const int nt = threads_for(tasks);
+  if (nt <= 1) return 1;
+  // ~1 MFLOP is a few microseconds here, about what starting a team costs
+  const double per_thread = 1.0e6;
+  return std::max(1, std::min<int>(nt, int(flops / per_thread) + 1));
+}
+
+template <typename T>
+void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t rsa, int64_t csa, const T* B, int64_t rsb,
+          int64_t csb, T* C, int64_t ldc, const T* bias_row, const T* bias_col) {
+  if (M <= 0 || N <= 0) return;
+  const GemmKernel<T>& kr = kernel_for<T>(active_kernels());
+  const TileSplit s = split_tiles(M, N, kr.mr, kr.nr, kr.nc, 1, num_threads());
+  const int nt = threads_for_flops(2.0 * M * N * K, s.tasks());
+  const int64_t sa = gemm_scratch_a(kr), sb = gemm_scratch_b(kr, s.nblock);
+  Buffer<T> scratch(checked_mul(nt, sa + sb, "gemm scratch"));
+  AStrided<T> ap{A, rsa, csa, kr.mr};
+  BStrided<T> bp{B, rsb, csb, kr.nr};
+  CRowMajor<T> cm{C, ldc, bias_row, bias_col};
+  parallel_for(s.tasks(), nt, [&](int64_t t, int tid) {
+    const int64_t mi = t % s.mcount, ni = t / s.mcount;
+    const int64_t i0 = mi * s.mblock, i1 = std::min(M, i0 + s.mblock);
+    const int64_t j0 = ni * s.nblock, j1 = std::min(N, j0 + s.nblock);
+    T* bufA = scratch.data() + tid * (sa + sb);
+    gemm_macro(kr, i0, i1, j0, j1, K, ap, bp, cm, bufA, bufA + sa);
+  });
+}
+
+template void gemm<float>(int64_t, int64_t, int64_t, const float*, int64_t, int64_t, const float*, int64_t, int64_t,
+                          float*, int64_t, const float*, const float*);
+template void gemm<double>(int64_t, int64_t, int64_t, const double*, int64_t, int64_t, const double*, int64_t,
+                           int64_t, double*, int64_t, const double*, const double*);
+
+}  // namespace fastconv

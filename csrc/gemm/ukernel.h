@@ -1,0 +1,52 @@
+// The register micro-kernel interface and the per-ISA kernel table.
+//
+// A micro-kernel computes one MR x NR tile of C from packed panels:
+//   C[i][j] (+)= sum_k a[k*MR + i] * b[k*NR + j],  0 <= i < MR, 0 <= j < NR
+//   a: MR-row panel of A, k-major (kc*MR values); b: NR-column panel of B,
+//   k-major (kc*NR values); C row-major with row stride ldc, unit column stride.
+// accumulate == false overwrites C; true adds to it. kc >= 1.
+// Edge tiles never reach a micro-kernel with a short shape: the driver pads
+// panels with zeros and lands the tile in a scratch tile instead.
+#pragma once
+
+#include <cstdint>
+
+namespace fastconv {
+
+template <typename T>
+using UKernelFn = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, bool accumulate);
+
+// Dot-product kernel for the memory-bound GEMV path (linear at batch 1):
+//   y[j] = sum_k w[j*ldw + k] * x[k], j < n.
+template <typename T>
+using GemvFn = void (*)(int64_t n, int64_t k, const T* w, int64_t ldw, const T* x, T* y);
+
+template <typename T>
+struct GemmKernel {
+  UKernelFn<T> ukernel;
+  GemvFn<T> gemv;
+  int mr, nr;       // register tile
+  int kc, mc, nc;   // cache blocks: kc*nr panel of B in L1, mc*kc block of A in L2
+  const char* name; // e.g. "sgemm_ukernel_6x16__avx2"
+};
+
+struct KernelTable {
+  const char* isa;  // "avx512", "avx2", "neon", "scalar"
+  GemmKernel<float> f32;
+  GemmKernel<double> f64;
+};
+
+template <typename T>
+inline const GemmKernel<T>& kernel_for(const KernelTable& t);
+template <>
+inline const GemmKernel<float>& kernel_for<float>(const KernelTable& t) { return t.f32; }
+template <>
+inline const GemmKernel<double>& kernel_for<double>(const KernelTable& t) { return t.f64; }
+
+// Per-ISA tables; a getter returns nullptr when that ISA was not built.
+const KernelTable* scalar_kernels();
+const KernelTable* avx2_kernels();
+const KernelTable* avx512_kernels();
+const KernelTable* neon_kernels();
+
+}  // namespace fastconv

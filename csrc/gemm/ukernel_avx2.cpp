@@ -1,0 +1,173 @@
+// AVX2 + FMA micro-kernels (this file alone is compiled with -mavx2 -mfma).
+#include <immintrin.h>
+
+#include "gemm/ukernel.h"
+
+namespace fastconv {
+
+namespace {
+
+// sgemm 6x16: 12 ymm accumulators, 2 ymm of B, 1 broadcast of A per row.
+//
+//            b[0..7]   b[8..15]
+//   a[0]    c0[0]     c0[1]
+//   a[1]    c1[0]     c1[1]
+//   ...
+//   a[5]    c5[0]     c5[1]
+void sgemm_ukernel_6x16__avx2(int64_t kc, const float* __restrict a, const float* __restrict b,
+                              float* __restrict c, int64_t ldc, bool accumulate) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+  __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+  __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+  __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    __m256 ai = _mm256_broadcast_ss(a + 0);
+    c00 = _mm256_fmadd_ps(ai, b0, c00); c01 = _mm256_fmadd_ps(ai, b1, c01);
+    ai = _mm256_broadcast_ss(a + 1);
+    c10 = _mm256_fmadd_ps(ai, b0, c10); c11 = _mm256_fmadd_ps(ai, b1, c11);
+    ai = _mm256_broadcast_ss(a + 2);
+    c20 = _mm256_fmadd_ps(ai, b0, c20); c21 = _mm256_fmadd_ps(ai, b1, c21);
+    ai = _mm256_broadcast_ss(a + 3);
+    c30 = _mm256_fmadd_ps(ai, b0, c30); c31 = _mm256_fmadd_ps(ai, b1, c31);
+    ai = _mm256_broadcast_ss(a + 4);
+    c40 = _mm256_fmadd_ps(ai, b0, c40); c41 = _mm256_fmadd_ps(ai, b1, c41);
+    ai = _mm256_broadcast_ss(a + 5);
+    c50 = _mm256_fmadd_ps(ai, b0, c50); c51 = _mm256_fmadd_ps(ai, b1, c51);
+    a += 6;
+    b += 16;
+  }
+  auto store = [&](float* p, __m256 v0, __m256 v1) {
+    if (accumulate) {
+      v0 = _mm256_add_ps(_mm256_loadu_ps(p), v0);
+      v1 = _mm256_add_ps(_mm256_loadu_ps(p + 8), v1);
+    }
+    _mm256_storeu_ps(p, v0);
+    _mm256_storeu_ps(p + 8, v1);
+  };
+  store(c + 0 * ldc, c00, c01);
+  store(c + 1 * ldc, c10, c11);
+  store(c + 2 * ldc, c20, c21);
+  store(c + 3 * ldc, c30, c31);
+  store(c + 4 * ldc, c40, c41);
+  store(c + 5 * ldc, c50, c51);
+}
+
+// dgemm 6x8: the same shape in doubles (4 lanes per ymm).
+void dgemm_ukernel_6x8__avx2(int64_t kc, const double* __restrict a, const double* __restrict b,
+                             double* __restrict c, int64_t ldc, bool accumulate) {
+  __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd();
+  __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd();
+  __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd();
+  __m256d c30 = _mm256_setzero_pd(), c31 = _mm256_setzero_pd();
+  __m256d c40 = _mm256_setzero_pd(), c41 = _mm256_setzero_pd();
+  __m256d c50 = _mm256_setzero_pd(), c51 = _mm256_setzero_pd();
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256d b0 = _mm256_loadu_pd(b), b1 = _mm256_loadu_pd(b + 4);
+    __m256d ai = _mm256_broadcast_sd(a + 0);
+    c00 = _mm256_fmadd_pd(ai, b0, c00); c01 = _mm256_fmadd_pd(ai, b1, c01);
+    ai = _mm256_broadcast_sd(a + 1);
+    c10 = _mm256_fmadd_pd(ai, b0, c10); c11 = _mm256_fmadd_pd(ai, b1, c11);
+    ai = _mm256_broadcast_sd(a + 2);
+    c20 = _mm256_fmadd_pd(ai, b0, c20); c21 = _mm256_fmadd_pd(ai, b1, c21);
+    ai = _mm256_broadcast_sd(a + 3);
+    c30 = _mm256_fmadd_pd(ai, b0, c30); c31 = _mm256_fmadd_pd(ai, b1, c31);
+    ai = _mm256_broadcast_sd(a + 4);
+    c40 = _mm256_fmadd_pd(ai, b0, c40); c41 = _mm256_fmadd_pd(ai, b1, c41);
+    ai = _mm256_broadcast_sd(a + 5);
+    c50 = _mm256_fmadd_pd(ai, b0, c50); c51 = _mm256_fmadd_pd(ai, b1, c51);
+    a += 6;
+    b += 8;
+  }
+  auto store = [&](double* p, __m256d v0, __m256d v1) {
+    if (accumulate) {
+      v0 = _mm256_add_pd(_mm256_loadu_pd(p), v0);
+      v1 = _mm256_add_pd(_mm256_loadu_pd(p + 4), v1);
+    }
+    _mm256_storeu_pd(p, v0);
+    _mm256_storeu_pd(p + 4, v1);
+  };
+  store(c + 0 * ldc, c00, c01);
+  store(c + 1 * ldc, c10, c11);
+  store(c + 2 * ldc, c20, c21);
+  store(c + 3 * ldc, c30, c31);
+  store(c + 4 * ldc, c40, c41);
+  store(c + 5 * ldc, c50, c51);
+}
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline double hsum(__m256d v) {
+  __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+  s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
+  return _mm_cvtsd_f64(s);
+}
+
+// Memory-bound dot products: four independent accumulators per row hide the
+// FMA latency; the tail goes through a masked load so nothing is read past k.
+void sgemv__avx2(int64_t n, int64_t k, const float* __restrict w, int64_t ldw, const float* __restrict x,
+                 float* __restrict y) {
+  const int64_t tail = k % 8;
+  alignas(32) int32_t maskv[8];
+  for (int l = 0; l < 8; ++l) maskv[l] = l < tail ? -1 : 0;
+  const __m256i mask = _mm256_load_si256(reinterpret_cast<const __m256i*>(maskv));
+  for (int64_t j = 0; j < n; ++j) {
+    const float* wj = w + j * ldw;
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    int64_t kk = 0;
+    for (; kk + 32 <= k; kk += 32) {
+      s0 = _mm256_fmadd_ps(_mm256_loadu_ps(wj + kk), _mm256_loadu_ps(x + kk), s0);
+      s1 = _mm256_fmadd_ps(_mm256_loadu_ps(wj + kk + 8), _mm256_loadu_ps(x + kk + 8), s1);
+      s2 = _mm256_fmadd_ps(_mm256_loadu_ps(wj + kk + 16), _mm256_loadu_ps(x + kk + 16), s2);
+      s3 = _mm256_fmadd_ps(_mm256_loadu_ps(wj + kk + 24), _mm256_loadu_ps(x + kk + 24), s3);
+    }
+    for (; kk + 8 <= k; kk += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(wj + kk), _mm256_loadu_ps(x + kk), s0);
+    if (tail)
+      s1 = _mm256_fmadd_ps(_mm256_maskload_ps(wj + kk, mask), _mm256_maskload_ps(x + kk, mask), s1);
+    y[j] = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+  }
+}
+
+void dgemv__avx2(int64_t n, int64_t k, const double* __restrict w, int64_t ldw, const double* __restrict x,
+                 double* __restrict y) {
+  const int64_t tail = k % 4;
+  alignas(32) int64_t maskv[4];
+  for (int l = 0; l < 4; ++l) maskv[l] = l < tail ? -1 : 0;
+  const __m256i mask = _mm256_load_si256(reinterpret_cast<const __m256i*>(maskv));
+  for (int64_t j = 0; j < n; ++j) {
+    const double* wj = w + j * ldw;
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd(), s2 = _mm256_setzero_pd(), s3 = _mm256_setzero_pd();
+    int64_t kk = 0;
+    for (; kk + 16 <= k; kk += 16) {
+      s0 = _mm256_fmadd_pd(_mm256_loadu_pd(wj + kk), _mm256_loadu_pd(x + kk), s0);
+      s1 = _mm256_fmadd_pd(_mm256_loadu_pd(wj + kk + 4), _mm256_loadu_pd(x + kk + 4), s1);
+      s2 = _mm256_fmadd_pd(_mm256_loadu_pd(wj + kk + 8), _mm256_loadu_pd(x + kk + 8), s2);
+      s3 = _mm256_fmadd_pd(_mm256_loadu_pd(wj + kk + 12), _mm256_loadu_pd(x + kk + 12), s3);
+    }
+    for (; kk + 4 <= k; kk += 4) s0 = _mm256_fmadd_pd(_mm256_loadu_pd(wj + kk), _mm256_loadu_pd(x + kk), s0);
+    if (tail)
+      s1 = _mm256_fmadd_pd(_mm256_maskload_pd(wj + kk, mask), _mm256_maskload_pd(x + kk, mask), s1);
+    y[j] = hsum(_mm256_add_pd(_mm256_add_pd(s0, s1), _mm256_add_pd(s2, s3)));
+  }
+}
+
+const KernelTable kAvx2 = {
+    "avx2",
+    {sgemm_ukernel_6x16__avx2, sgemv__avx2, 6, 16, 256, 144, 4096, "sgemm_ukernel_6x16__avx2"},
+    {dgemm_ukernel_6x8__avx2, dgemv__avx2, 6, 8, 256, 72, 2048, "dgemm_ukernel_6x8__avx2"},
+};
+
+}  // namespace
+
+const KernelTable* avx2_kernels() { return &kAvx2; }
+
+}  // namespace fastconv

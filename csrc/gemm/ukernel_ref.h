@@ -1,0 +1,59 @@
+// Portable micro-kernels written as plain loops over fixed-size arrays, so the
+// compiler keeps the tile in registers and vectorises along j with whatever
+// the translation unit targets. Used for the scalar path and as the template
+// for ISA files that have no hand-written kernel for a type.
+#pragma once
+
+#include <cstdint>
+
+namespace fastconv {
+namespace ref {
+
+//   register tile (MR x NR), k-major panels:
+//        b[k*NR + 0 .. NR-1]
+//   a[k*MR+0]  c00 c01 ... c0,NR-1
+//   ...
+//   a[k*MR+MR-1] ...
+template <typename T, int MR, int NR>
+void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* __restrict c, int64_t ldc,
+             bool accumulate) {
+  T acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = T(0);
+  for (int64_t k = 0; k < kc; ++k) {
+    const T* bk = b + k * NR;
+    const T* ak = a + k * MR;
+    for (int i = 0; i < MR; ++i) {
+      const T ai = ak[i];
+      for (int j = 0; j < NR; ++j) acc[i][j] += ai * bk[j];
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    T* ci = c + i * ldc;
+    if (accumulate)
+      for (int j = 0; j < NR; ++j) ci[j] += acc[i][j];
+    else
+      for (int j = 0; j < NR; ++j) ci[j] = acc[i][j];
+  }
+}
+
+// y[j] = sum_k w[j*ldw + k] * x[k]. LANES independent partial sums (the
+// compiler may not reassociate one running sum), combined in a fixed order.
+template <typename T, int LANES>
+void gemv(int64_t n, int64_t k, const T* __restrict w, int64_t ldw, const T* __restrict x, T* __restrict y) {
+  for (int64_t j = 0; j < n; ++j) {
+    const T* wj = w + j * ldw;
+    T acc[LANES];
+    for (int l = 0; l < LANES; ++l) acc[l] = T(0);
+    int64_t kk = 0;
+    for (; kk + LANES <= k; kk += LANES)
+      for (int l = 0; l < LANES; ++l) acc[l] += wj[kk + l] * x[kk + l];
+    for (int l = 0; kk + l < k; ++l) acc[l] += wj[kk + l] * x[kk + l];
+    for (int width = LANES / 2; width >= 1; width /= 2)
+      for (int l = 0; l < width; ++l) acc[l] += acc[l + width];
+    y[j] = acc[0];
+  }
+}
+
+}  // namespace ref
+}  // namespace fastconv

@@ -1,0 +1,40 @@
+// The portable path: no ISA flags beyond the compiler's baseline.
+#include "gemm/ukernel.h"
+#include "gemm/ukernel_ref.h"
+
+namespace fastconv {
+
+namespace {
+void sgemm_ukernel_4x8__scalar(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool acc) {
+  ref::ukernel<float, 4, 8>(kc, a, b, c, ldc, acc);
+}
+void dgemm_ukernel_4x4__scalar(int64_t kc, const double* a, const double* b, double* c, int64_t ldc, bool acc) {
+  ref::ukernel<double, 4, 4>(kc, a, b, c, ldc, acc);
+}
+void sgemv__scalar(int64_t n, int64_t k, const float* w, int64_t ldw, const float* x, float* y) {
+  ref::gemv<float, 8>(n, k, w, ldw, x, y);
+}
+void dgemv__scalar(int64_t n, int64_t k, const double* w, int64_t ldw, const double* x, double* y) {
+  ref::gemv<double, 4>(n, k, w, ldw, x, y);
+}
+
+const KernelTable kScalar = {
+    "scalar",
+    {sgemm_ukernel_4x8__scalar, sgemv__scalar, 4, 8, 256, 128, 2048, "sgemm_ukernel_4x8__scalar"},
+    {dgemm_ukernel_4x4__scalar, dgemv__scalar, 4, 4, 256, 64, 2048, "dgemm_ukernel_4x4__scalar"},
+};
+}  // namespace
+
+const KernelTable* scalar_kernels() { return &kScalar; }
+
+#ifndef FASTCONV_HAVE_X86_KERNELS
+const KernelTable* avx2_kernels() { return nullptr; }
+#endif
+#ifndef FASTCONV_HAVE_AVX512_KERNELS
+const KernelTable* avx512_kernels() { return nullptr; }
+#endif
+#ifndef FASTCONV_HAVE_NEON_KERNELS
+const KernelTable* neon_kernels() { return nullptr; }
+#endif
+
+}  // namespace fastconv

@@ -1,0 +1,536 @@
+// conv2d: cross-correlation with stride, per-side padding, dilation, groups.
+//
+//   y[n, o, oh, ow] = b[o] + sum_{c, kh, kw} w[o, c, kh, kw] * x[n, g*Cg + c, ih, iw]
+//       ih = oh*sh + kh*dh - pt,  iw = ow*sw + kw*dw - pl,  g = o / OCg,  x = 0 outside
+//
+//   dx[n, g*Cg + c, ih, iw] = sum_{o in g, kh, kw, (oh, ow) hitting (ih, iw)} w[o, c, kh, kw] * dy[n, o, oh, ow]
+//   dw[o, c, kh, kw]        = sum_{n, oh, ow} dy[n, o, oh, ow] * x[n, g*Cg + c, ih, iw]
+//   db[o]                   = sum_{n, oh, ow} dy[n, o, oh, ow]
+//
+// Layouts: x (N, C, H, W), w (OC, Cg, KH, KW), y / dy (N, OC, OH, OW), all
+// C-contiguous. Per group the convolution is a GEMM on the implicit im2col
+// matrix X_col (Kg = Cg*KH*KW rows, N*OH*OW columns; see im2col.h):
+//
+//   forward          Y_g  (OCg x N*P) = W_g (OCg x Kg) * X_col
+//                    A = W_g prepacked once per call; B~ panels packed straight
+//                    from input windows (no im2col buffer); the batch is folded
+//                    into the columns so small images still give both cores work.
+//                    Parallel over (group, row block, column block) tiles.
+//   backward data    dX_col (Kg x P) = W_g^T * dY_g, per image, in blocks of a few
+//                    channels; each block is scattered back (col2im) at once.
+//                    Parallel over (image, group, channel block): disjoint dx.
+//   backward weight  dW_g (OCg x Kg) = dY_g (OCg x N*P) * X_col^T. The reduction
+//                    over images is cut into a fixed number of chunks (set by the
+//                    shape, never by the thread count), each into its own partial
+//                    dW, summed in chunk order: bitwise identical for any thread count.
+//
+// Depthwise-style groups (one input channel per group, G > 1) use direct loops
+// instead: a 1-row GEMM would waste most of each register tile.
+#include "ops/conv2d.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/buffer.h"
+#include "common/check.h"
+#include "common/parallel.h"
+#include "cpu/cpu.h"
+#include "gemm/driver.h"
+#include "gemm/gemm.h"
+#include "ops/im2col.h"
+
+namespace fastconv {
+
+// ---------------------------------------------------------------------------
+// parameters
+
+Conv2dParams make_conv2d_params(const std::vector<int64_t>& xs, const std::vector<int64_t>& ws, int64_t bias_len,
+                                int64_t stride_h, int64_t stride_w, int64_t pad_t, int64_t pad_b, int64_t pad_l,
+                                int64_t pad_r, int64_t dil_h, int64_t dil_w, int64_t groups) {
+  if (xs.size() != 4) value_error("conv2d: input must be 4-D (N, C, H, W), got shape ", shape_str(xs));
+  if (ws.size() != 4)
+    value_error("conv2d: weight must be 4-D (out_channels, in_channels/groups, kH, kW), got shape ", shape_str(ws));
+  Conv2dParams p{};
+  p.N = xs[0]; p.C = xs[1]; p.H = xs[2]; p.W = xs[3];
+  p.OC = ws[0]; p.KH = ws[2]; p.KW = ws[3];
+  p.G = groups;
+  p.stride_h = stride_h; p.stride_w = stride_w;
+  p.pad_t = pad_t; p.pad_b = pad_b; p.pad_l = pad_l; p.pad_r = pad_r;
+  p.dil_h = dil_h; p.dil_w = dil_w;
+  const std::string shapes = cat("input shape ", shape_str(xs), ", weight shape ", shape_str(ws));
+  for (int64_t d : xs)
+    if (d < 0) value_error("conv2d: negative dimension in ", shapes);
+  for (int64_t d : ws)
+    if (d < 0) value_error("conv2d: negative dimension in ", shapes);
+  if (groups < 1) value_error("conv2d: groups must be a positive integer, got ", groups);
+  if (stride_h < 1 || stride_w < 1)
+    value_error("conv2d: stride must be positive, got (", stride_h, ", ", stride_w, ")");
+  if (dil_h < 1 || dil_w < 1) value_error("conv2d: dilation must be positive, got (", dil_h, ", ", dil_w, ")");
+  if (pad_t < 0 || pad_b < 0 || pad_l < 0 || pad_r < 0)
+    value_error("conv2d: padding must be non-negative, got (top ", pad_t, ", bottom ", pad_b, ", left ", pad_l,
+                ", right ", pad_r, ")");
+  if (p.C == 0 || p.H == 0 || p.W == 0)
+    value_error("conv2d: input must have non-zero channels, height and width, got ", shape_str(xs));
+  if (p.KH == 0 || p.KW == 0) value_error("conv2d: kernel size must be positive; ", shapes);
+  if (p.C % groups != 0)
+    value_error("conv2d: input channels (", p.C, ") must be divisible by groups (", groups, "); ", shapes);
+  if (p.OC % groups != 0)
+    value_error("conv2d: weight out_channels (", p.OC, ") must be divisible by groups (", groups, "); ", shapes);
+  if (ws[1] != p.C / groups)
+    value_error("conv2d: weight expects ", ws[1], " input channels per group, but input has ", p.C,
+                " channels with groups=", groups, " (", p.C / groups, " per group); ", shapes);
+  if (bias_len >= 0 && bias_len != p.OC)
+    value_error("conv2d: bias must have shape (", p.OC, ",) to match weight out_channels, got (", bias_len, ",)");
+  // effective kernel extent vs padded input (checked, as users can pass huge values)
+  const int64_t eff_h = checked_add(checked_mul(dil_h, p.KH - 1, "conv2d kernel extent"), 1, "conv2d kernel extent");
+  const int64_t eff_w = checked_add(checked_mul(dil_w, p.KW - 1, "conv2d kernel extent"), 1, "conv2d kernel extent");
+  const int64_t ph = checked_add(checked_add(p.H, pad_t, "conv2d padded height"), pad_b, "conv2d padded height");
+  const int64_t pw = checked_add(checked_add(p.W, pad_l, "conv2d padded width"), pad_r, "conv2d padded width");
+  if (eff_h > ph || eff_w > pw)
+    value_error("conv2d: kernel (", p.KH, ", ", p.KW, ") with dilation (", dil_h, ", ", dil_w,
+                ") spans (", eff_h, ", ", eff_w, "), larger than the padded input (", ph, ", ", pw, "); ", shapes);
+  p.OH = (ph - eff_h) / stride_h + 1;
+  p.OW = (pw - eff_w) / stride_w + 1;
+  // every size the kernels index with must fit in int64
+  checked_numel({p.N, p.OC, p.OH, p.OW}, "conv2d output");
+  checked_numel({p.N, p.C, p.H, p.W}, "conv2d input");
+  checked_numel({p.OC, p.Cg(), p.KH, p.KW}, "conv2d weight");
+  checked_numel({p.G, p.OCg() + 64, p.Cg(), p.KH, p.KW}, "conv2d packed weight");
+  return p;
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// GEMM adapters
+
+// B~ for the forward pass: rows k of X_col, columns j folded over the batch.
+template <typename T>
+struct BIm2colFwd {
+  const Im2colGeom* g;
+  const Im2colRow* rows;
+  const T* xg;  // x + c0*H*W: channel 0 of the group in image 0
+  int NR;
+  void pack(int64_t p0, int64_t kb, int64_t j0, int64_t nb, T* buf) const {
+    const int64_t npad = round_up(nb, NR);
+    for (int64_t kk = 0; kk < kb; ++kk) {
+      T* dk = buf + kk * NR;
+      // column t of the block lands in panel t/NR, lane t%NR
+      auto zero = [&](int64_t t, int64_t cnt) {
+        while (cnt > 0) {
+          const int64_t q = t / NR, lane = t - q * NR, m = std::min<int64_t>(cnt, NR - lane);
+          std::fill_n(dk + q * NR * kb + lane, m, T(0));
+          t += m;
+          cnt -= m;
+        }
+      };
+      auto run = [&](int64_t t, int64_t cnt, int64_t idx, int64_t s) {
+        while (cnt > 0) {
+          const int64_t q = t / NR, lane = t - q * NR, m = std::min<int64_t>(cnt, NR - lane);
+          T* d = dk + q * NR * kb + lane;
+          const T* src = xg + idx;
+          if (s == 1)
+            std::memcpy(d, src, sizeof(T) * m);
+          else
+            for (int64_t i = 0; i < m; ++i) d[i] = src[i * s];
+          t += m;
+          cnt -= m;
+          idx += m * s;
+        }
+      };
+      walk_row(*g, rows[p0 + kk], j0, nb, zero, run);
+      zero(nb, npad - nb);
+    }
+  }
+};
+
+// Where forward tiles land: C(i, j) = y[n, o0 + i, p] with j = n*P + p.
+template <typename T>
+struct CConvOut {
+  T* y;
+  int64_t OC, P, o0;
+  const T* bias;  // bias + o0, or null
+  int NR;
+  T* tile(int64_t i, int64_t j, int64_t& ldc) const {
+    const int64_t n = j / P, p = j - n * P;
+    if (p + NR > P) return nullptr;  // the tile crosses into the next image
+    ldc = P;
+    return y + (n * OC + o0 + i) * P + p;
+  }
+  void scatter(int64_t i, int64_t j, int mr, int nr, const T* t, int64_t ldt, bool acc) const {
+    int64_t n = j / P, p = j - n * P;
+    for (int c = 0; c < nr; ++c) {
+      T* col = y + (n * OC + o0 + i) * P + p;
+      if (acc)
+        for (int r = 0; r < mr; ++r) col[r * P] += t[r * ldt + c];
+      else
+        for (int r = 0; r < mr; ++r) col[r * P] = t[r * ldt + c];
+      if (++p == P) {
+        p = 0;
+        ++n;
+      }
+    }
+  }
+  void finish(int64_t i0, int64_t i1, int64_t j, int64_t nb) const {
+    if (!bias) return;
+    while (nb > 0) {
+      const int64_t n = j / P, p = j - n * P, cnt = std::min(nb, P - p);
+      for (int64_t i = i0; i < i1; ++i) {
+        T* row = y + (n * OC + o0 + i) * P + p;
+        const T bv = bias[i];
+        for (int64_t q = 0; q < cnt; ++q) row[q] += bv;
+      }
+      j += cnt;
+      nb -= cnt;
+    }
+  }
+};
+
+// C(i, j) = buf[(i - i0) * ldc + (j - j0)]: a scratch block with its own origin.
+template <typename T>
+struct CBlock {
+  T* buf;
+  int64_t ldc, i0, j0;
+  T* tile(int64_t i, int64_t j, int64_t& ld) const {
+    ld = ldc;
+    return buf + (i - i0) * ldc + (j - j0);
+  }
+  void scatter(int64_t i, int64_t j, int mr, int nr, const T* t, int64_t ldt, bool acc) const {
+    for (int r = 0; r < mr; ++r) {
+      T* c = buf + (i - i0 + r) * ldc + (j - j0);
+      if (acc)
+        for (int q = 0; q < nr; ++q) c[q] += t[r * ldt + q];
+      else
+        for (int q = 0; q < nr; ++q) c[q] = t[r * ldt + q];
+    }
+  }
+  void finish(int64_t, int64_t, int64_t, int64_t) const {}
+};
+
+// A~ for backward weight: A(o, r) = dy[n, o0 + o, p] over the folded reduction
+// index r = n*P + p (offset by r0 = first image of the chunk * P).
+template <typename T>
+struct ADyRows {
+  const T* dy;
+  int64_t OC, P, o0, r0;
+  int MR;
+  const T* block(int64_t i, int64_t mb, int64_t p, int64_t kb, T* buf) const {
+    for (int64_t q = 0; q * MR < mb; ++q) {
+      T* d = buf + q * MR * kb;
+      const int rows = int(std::min<int64_t>(MR, mb - q * MR));
+      for (int rr = 0; rr < rows; ++rr) {
+        const int64_t o = o0 + i + q * MR + rr;
+        int64_t j = r0 + p, t = 0;
+        while (t < kb) {
+          const int64_t n = j / P, pp = j - n * P, cnt = std::min(kb - t, P - pp);
+          const T* src = dy + (n * OC + o) * P + pp;
+          for (int64_t s = 0; s < cnt; ++s) d[(t + s) * MR + rr] = src[s];
+          t += cnt;
+          j += cnt;
+        }
+      }
+      for (int rr = rows; rr < MR; ++rr)
+        for (int64_t k = 0; k < kb; ++k) d[k * MR + rr] = T(0);
+    }
+    return buf;
+  }
+};
+
+// B~ for backward weight: B(r, k) = X_col[k][r0 + r] (X_col transposed).
+template <typename T>
+struct BIm2colT {
+  const Im2colGeom* g;
+  const Im2colRow* rows;
+  const T* xg;
+  int64_t r0;
+  int NR;
+  void pack(int64_t p0, int64_t kb, int64_t j0, int64_t nb, T* buf) const {
+    for (int64_t jj = 0; jj < round_up(nb, NR); ++jj) {
+      T* d = buf + (jj / NR) * NR * kb + (jj % NR);  // element t at d[t*NR]
+      if (jj >= nb) {
+        for (int64_t t = 0; t < kb; ++t) d[t * NR] = T(0);
+        continue;
+      }
+      auto zero = [&](int64_t t, int64_t cnt) {
+        for (int64_t s = 0; s < cnt; ++s) d[(t + s) * NR] = T(0);
+      };
+      auto run = [&](int64_t t, int64_t cnt, int64_t idx, int64_t st) {
+        const T* src = xg + idx;
+        for (int64_t s = 0; s < cnt; ++s) d[(t + s) * NR] = src[s * st];
+      };
+      walk_row(*g, rows[j0 + jj], r0 + p0, kb, zero, run);
+    }
+  }
+};
+
+template <typename T>
+void fill_parallel(T* p, int64_t n, T v) {
+  const int64_t chunk = 1 << 16;
+  const int64_t tasks = ceil_div(n, chunk);
+  parallel_for(tasks, threads_for_flops(double(n), tasks), [&](int64_t t, int) {
+    const int64_t b = t * chunk, e = std::min(n, b + chunk);
+    std::fill(p + b, p + e, v);
+  });
+}
+
+bool is_depthwise(const Conv2dParams& p) { return p.G > 1 && p.Cg() == 1; }
+
+// ---------------------------------------------------------------------------
+// depthwise (one input channel per group): direct loops over output rows
+
+// For kernel column kw: output columns whose input column is inside the image.
+inline void ow_range(const Conv2dParams& p, int64_t kw, int64_t& lo, int64_t& hi, int64_t& off) {
+  off = kw * p.dil_w - p.pad_l;
+  lo = std::min(p.OW, first_at_least(0, p.stride_w, off));
+  hi = std::max(lo, std::min(p.OW, first_at_least(p.W, p.stride_w, off)));
+}
+
+template <typename T>
+void depthwise_forward(T* y, const T* x, const T* w, const T* b, const Conv2dParams& p) {
+  const int64_t planes = p.N * p.OC, HW = p.H * p.W, P = p.P(), OCg = p.OCg();
+  const double flops = 2.0 * double(planes) * P * p.KH * p.KW;
+  parallel_for(planes, threads_for_flops(flops, planes), [&](int64_t t, int) {
+    const int64_t n = t / p.OC, o = t - n * p.OC, c = o / OCg;
+    const T* xp = x + (n * p.C + c) * HW;
+    T* yp = y + t * P;
+    std::fill(yp, yp + P, b ? b[o] : T(0));
+    const T* wo = w + o * p.KH * p.KW;
+    for (int64_t kh = 0; kh < p.KH; ++kh)
+      for (int64_t kw = 0; kw < p.KW; ++kw) {
+        const T wv = wo[kh * p.KW + kw];
+        int64_t lo, hi, off;
+        ow_range(p, kw, lo, hi, off);
+        for (int64_t oh = 0; oh < p.OH; ++oh) {
+          const int64_t ih = oh * p.stride_h + kh * p.dil_h - p.pad_t;
+          if (ih < 0 || ih >= p.H) continue;
+          const T* xr = xp + ih * p.W + off;
+          T* yr = yp + oh * p.OW;
+          if (p.stride_w == 1)
+            for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += wv * xr[ow];
+          else
+            for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += wv * xr[ow * p.stride_w];
+        }
+      }
+  });
+}
+
+template <typename T>
+void depthwise_backward_data(T* dx, const T* dy, const T* w, const Conv2dParams& p) {
+  const int64_t planes = p.N * p.C, HW = p.H * p.W, P = p.P(), OCg = p.OCg();
+  const double flops = 2.0 * double(p.N) * p.OC * P * p.KH * p.KW;
+  parallel_for(planes, threads_for_flops(flops, planes), [&](int64_t t, int) {
+    const int64_t n = t / p.C, c = t - n * p.C;
+    T* xp = dx + t * HW;
+    std::fill(xp, xp + HW, T(0));
+    for (int64_t m = 0; m < OCg; ++m) {
+      const int64_t o = c * OCg + m;
+      const T* yp = dy + (n * p.OC + o) * P;
+      const T* wo = w + o * p.KH * p.KW;
+      for (int64_t kh = 0; kh < p.KH; ++kh)
+        for (int64_t kw = 0; kw < p.KW; ++kw) {
+          const T wv = wo[kh * p.KW + kw];
+          int64_t lo, hi, off;
+          ow_range(p, kw, lo, hi, off);
+          for (int64_t oh = 0; oh < p.OH; ++oh) {
+            const int64_t ih = oh * p.stride_h + kh * p.dil_h - p.pad_t;
+            if (ih < 0 || ih >= p.H) continue;
+            T* xr = xp + ih * p.W + off;
+            const T* yr = yp + oh * p.OW;
+            if (p.stride_w == 1)
+              for (int64_t ow = lo; ow < hi; ++ow) xr[ow] += wv * yr[ow];
+            else
+              for (int64_t ow = lo; ow < hi; ++ow) xr[ow * p.stride_w] += wv * yr[ow];
+          }
+        }
+    }
+  });
+}
+
+template <typename T>
+void depthwise_backward_weight(T* dw, const T* dy, const T* x, const Conv2dParams& p) {
+  const int64_t HW = p.H * p.W, P = p.P(), OCg = p.OCg(), KK = p.KH * p.KW;
+  const double flops = 2.0 * double(p.N) * p.OC * P * KK;
+  parallel_for(p.OC, threads_for_flops(flops, p.OC), [&](int64_t o, int) {
+    const int64_t c = o / OCg;
+    for (int64_t kh = 0; kh < p.KH; ++kh)
+      for (int64_t kw = 0; kw < p.KW; ++kw) {
+        int64_t lo, hi, off;
+        ow_range(p, kw, lo, hi, off);
+        double acc = 0;  // fixed order over (n, oh, ow), wide accumulator
+        for (int64_t n = 0; n < p.N; ++n) {
+          const T* xp = x + (n * p.C + c) * HW;
+          const T* yp = dy + (n * p.OC + o) * P;
+          for (int64_t oh = 0; oh < p.OH; ++oh) {
+            const int64_t ih = oh * p.stride_h + kh * p.dil_h - p.pad_t;
+            if (ih < 0 || ih >= p.H) continue;
+            const T* xr = xp + ih * p.W + off;
+            const T* yr = yp + oh * p.OW;
+            T s = 0;
+            for (int64_t ow = lo; ow < hi; ++ow) s += yr[ow] * xr[ow * p.stride_w];
+            acc += double(s);
+          }
+        }
+        dw[o * KK + kh * p.KW + kw] = T(acc);
+      }
+  });
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// entry points
+
+template <typename T>
+void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dParams& p) {
+  if (p.N == 0 || p.OC == 0) return;
+  if (is_depthwise(p)) return depthwise_forward(y, x, w, b, p);
+  const GemmKernel<T>& kr = kernel_for<T>(active_kernels());
+  const int64_t M = p.OCg(), K = p.Kg(), J = p.N * p.P();
+  // A: every group's weight matrix packed once, shared by all tasks
+  const int64_t asz = prepacked_a_size(M, K, kr);
+  Buffer<T> apacked(checked_mul(p.G, asz, "conv2d packed weight"));
+  for (int64_t g = 0; g < p.G; ++g) prepack_a(apacked.data() + g * asz, w + g * M * K, K, 1, M, K, kr);
+
+  const TileSplit s = split_tiles(M, J, kr.mr, kr.nr, kr.nc, p.G, num_threads());
+  const int64_t tasks = checked_mul(p.G, s.tasks(), "conv2d tasks");
+  const int nt = threads_for_flops(2.0 * double(p.OC) * K * J, tasks);
+  const int64_t sb = gemm_scratch_b(kr, s.nblock);
+  Buffer<T> scratch(checked_mul(nt, sb, "conv2d scratch"));
+  const Im2colGeom geom = make_im2col_geom(p);
+  const std::vector<Im2colRow> rows = make_im2col_rows(p);
+
+  parallel_for(tasks, nt, [&](int64_t t, int tid) {
+    const int64_t g = t % p.G, rest = t / p.G;
+    const int64_t mi = rest % s.mcount, ni = rest / s.mcount;
+    const int64_t i0 = mi * s.mblock, i1 = std::min(M, i0 + s.mblock);
+    const int64_t j0 = ni * s.nblock, j1 = std::min(J, j0 + s.nblock);
+    APrepacked<T> ap{apacked.data() + g * asz, round_up(M, kr.mr), kr.mr};
+    BIm2colFwd<T> bp{&geom, rows.data(), x + g * p.Cg() * p.H * p.W, kr.nr};
+    CConvOut<T> cm{y, p.OC, p.P(), g * M, b ? b + g * M : nullptr, kr.nr};
+    gemm_macro(kr, i0, i1, j0, j1, K, ap, bp, cm, static_cast<T*>(nullptr), scratch.data() + tid * sb);
+  });
+}
+
+template <typename T>
+void conv2d_backward_data(T* dx, const T* dy, const T* w, const Conv2dParams& p) {
+  if (p.N == 0) return;
+  const int64_t HW = p.H * p.W, P = p.P();
+  if (p.OC == 0) return fill_parallel(dx, p.N * p.C * HW, T(0));
+  if (is_depthwise(p)) return depthwise_backward_data(dx, dy, w, p);
+  const GemmKernel<T>& kr = kernel_for<T>(active_kernels());
+  const int64_t Cg = p.Cg(), OCg = p.OCg(), KK = p.KH * p.KW, Kg = p.Kg();
+  fill_parallel(dx, p.N * p.C * HW, T(0));
+
+  // channels per GEMM block: ~256 rows of dX_col, at least one channel
+  const int64_t cblk = std::max<int64_t>(1, std::min<int64_t>(Cg, 256 / KK));
+  const int64_t nchunks = ceil_div(Cg, cblk);
+  const int64_t pblk = std::min<int64_t>(round_up(P, kr.nr), 512);
+  const int64_t tasks = checked_mul(checked_mul(p.N, p.G, "conv2d tasks"), nchunks, "conv2d tasks");
+  const int nt = threads_for_flops(2.0 * double(p.N) * p.OC * Kg * P, tasks);
+  const int64_t ldt = round_up(pblk, kr.nr);
+  const int64_t st = round_up(cblk * KK, kr.mr) * ldt;
+  const int64_t sa = gemm_scratch_a(kr), sb = gemm_scratch_b(kr, pblk);
+  Buffer<T> scratch(checked_mul(nt, st + sa + sb, "conv2d scratch"));
+  const Im2colGeom geom = make_im2col_geom(p);
+  const std::vector<Im2colRow> rows = make_im2col_rows(p);
+
+  parallel_for(tasks, nt, [&](int64_t t, int tid) {
+    const int64_t ci = t % nchunks, rest = t / nchunks;
+    const int64_t g = rest % p.G, n = rest / p.G;
+    const int64_t i0 = ci * cblk * KK, i1 = std::min(Cg, (ci + 1) * cblk) * KK;
+    T* tbuf = scratch.data() + tid * (st + sa + sb);
+    // A(k', o) = w[g*OCg + o, k'],  B(o, p) = dy[n, g*OCg + o, p]
+    AStrided<T> ap{w + g * OCg * Kg, 1, Kg, kr.mr};
+    BStrided<T> bp{dy + (n * p.OC + g * OCg) * P, P, 1, kr.nr};
+    T* dxg = dx + g * Cg * HW;  // walk indices include n*C*H*W
+    for (int64_t p0 = 0; p0 < P; p0 += pblk) {
+      const int64_t pe = std::min(P, p0 + pblk);
+      CBlock<T> cm{tbuf, ldt, i0, p0};
+      gemm_macro(kr, i0, i1, p0, pe, OCg, ap, bp, cm, tbuf + st, tbuf + st + sa);
+      for (int64_t k = i0; k < i1; ++k) {
+        const T* src = tbuf + (k - i0) * ldt;
+        auto zero = [](int64_t, int64_t) {};
+        auto run = [&](int64_t t0, int64_t cnt, int64_t idx, int64_t s) {
+          T* d = dxg + idx;
+          for (int64_t q = 0; q < cnt; ++q) d[q * s] += src[t0 + q];
+        };
+        walk_row(geom, rows[k], n * P + p0, pe - p0, zero, run);
+      }
+    }
+  });
+}
+
+template <typename T>
+void conv2d_backward_weight(T* dw, T* db, const T* dy, const T* x, const Conv2dParams& p) {
+  const int64_t P = p.P(), OCg = p.OCg(), Kg = p.Kg();
+  if (db) {
+    const double flops = double(p.N) * p.OC * P;
+    parallel_for(p.OC, threads_for_flops(flops, p.OC), [&](int64_t o, int) {
+      double acc = 0;
+      for (int64_t n = 0; n < p.N; ++n) {
+        const T* src = dy + (n * p.OC + o) * P;
+        T s = 0;
+        for (int64_t q = 0; q < P; ++q) s += src[q];
+        acc += double(s);
+      }
+      db[o] = T(acc);
+    });
+  }
+  if (!dw || p.OC == 0) return;
+  if (p.N == 0) return fill_parallel(dw, p.OC * Kg, T(0));
+  if (is_depthwise(p)) return depthwise_backward_weight(dw, dy, x, p);
+  const GemmKernel<T>& kr = kernel_for<T>(active_kernels());
+
+  // Reduction chunks over images: a function of the shape only (determinism).
+  const int64_t dw_size = p.OC * Kg;
+  int64_t R = std::min<int64_t>(p.N, 8);
+  R = std::max<int64_t>(1, std::min<int64_t>(R, (int64_t(1) << 24) / std::max<int64_t>(1, dw_size)));
+  const int64_t per = ceil_div(p.N, R);
+  R = ceil_div(p.N, per);
+  Buffer<T> partial(R > 1 ? checked_mul(R, dw_size, "conv2d weight-gradient partial sums") : 0);
+
+  const TileSplit s = split_tiles(OCg, Kg, kr.mr, kr.nr, kr.nc, p.G * R, num_threads());
+  const int64_t tasks = checked_mul(p.G * R, s.tasks(), "conv2d tasks");
+  const int nt = threads_for_flops(2.0 * double(p.N) * p.OC * Kg * P, tasks);
+  const int64_t sa = gemm_scratch_a(kr), sb = gemm_scratch_b(kr, s.nblock);
+  Buffer<T> scratch(checked_mul(nt, sa + sb, "conv2d scratch"));
+  const Im2colGeom geom = make_im2col_geom(p);
+  const std::vector<Im2colRow> rows = make_im2col_rows(p);
+
+  parallel_for(tasks, nt, [&](int64_t t, int tid) {
+    const int64_t g = t % p.G, rest = t / p.G;
+    const int64_t r = rest % R, rest2 = rest / R;
+    const int64_t mi = rest2 % s.mcount, ni = rest2 / s.mcount;
+    const int64_t i0 = mi * s.mblock, i1 = std::min(OCg, i0 + s.mblock);
+    const int64_t j0 = ni * s.nblock, j1 = std::min(Kg, j0 + s.nblock);
+    const int64_t n0 = r * per, n1 = std::min(p.N, n0 + per);
+    T* out = (R > 1 ? partial.data() + r * dw_size : dw) + g * OCg * Kg;
+    ADyRows<T> ap{dy, p.OC, P, g * OCg, n0 * P, kr.mr};
+    BIm2colT<T> bp{&geom, rows.data(), x + g * p.Cg() * p.H * p.W, n0 * P, kr.nr};
+    CRowMajor<T> cm{out, Kg};
+    T* buf = scratch.data() + tid * (sa + sb);
+    gemm_macro(kr, i0, i1, j0, j1, (n1 - n0) * P, ap, bp, cm, buf, buf + sa);
+  });
+
+  if (R > 1) {  // sum the partials in chunk order
+    const int64_t chunk = 1 << 14, ntask = ceil_div(dw_size, chunk);
+    parallel_for(ntask, threads_for_flops(double(R) * dw_size, ntask), [&](int64_t t, int) {
+      const int64_t b = t * chunk, e = std::min(dw_size, b + chunk);
+      for (int64_t i = b; i < e; ++i) {
+        T acc = partial[i];
+        for (int64_t rr = 1; rr < R; ++rr) acc += partial[rr * dw_size + i];
+        dw[i] = acc;
+      }
+    });
+  }
+}
+
+#define FASTCONV_INSTANTIATE(T)                                                                  \
+  template void conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dParams&);        \
+  template void conv2d_backward_data<T>(T*, const T*, const T*, const Conv2dParams&);            \
+  template void conv2d_backward_weight<T>(T*, T*, const T*, const T*, const Conv2dParams&);
+FASTCONV_INSTANTIATE(float)
+FASTCONV_INSTANTIATE(double)
+#undef FASTCONV_INSTANTIATE
+
+}  // namespace fastconv

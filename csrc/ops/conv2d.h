@@ -1,0 +1,43 @@
+// conv2d (cross-correlation), forward and backward. See conv2d.cpp for the maths.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace fastconv {
+
+struct Conv2dParams {
+  int64_t N, C, H, W;           // input x (N, C, H, W)
+  int64_t OC, KH, KW;           // weight w (OC, C/G, KH, KW)
+  int64_t G;                    // groups
+  int64_t stride_h, stride_w;
+  int64_t pad_t, pad_b, pad_l, pad_r;  // per side, so 'same' with even kernels is exact
+  int64_t dil_h, dil_w;
+  int64_t OH, OW;               // output y (N, OC, OH, OW)
+
+  int64_t Cg() const { return C / G; }
+  int64_t OCg() const { return OC / G; }
+  int64_t Kg() const { return Cg() * KH * KW; }     // GEMM reduction length per group
+  int64_t P() const { return OH * OW; }             // output pixels per plane
+};
+
+// Validates shapes and options (ValueError naming the argument and the shapes)
+// and output / workspace sizes (SizeError). x_shape and w_shape must be 4-D;
+// bias_len < 0 means no bias.
+Conv2dParams make_conv2d_params(const std::vector<int64_t>& x_shape, const std::vector<int64_t>& w_shape,
+                                int64_t bias_len, int64_t stride_h, int64_t stride_w, int64_t pad_t, int64_t pad_b,
+                                int64_t pad_l, int64_t pad_r, int64_t dil_h, int64_t dil_w, int64_t groups);
+
+// x (N,C,H,W), w (OC,C/G,KH,KW), b (OC) or null -> y (N,OC,OH,OW)
+template <typename T>
+void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dParams& p);
+
+// dy (N,OC,OH,OW), w (OC,C/G,KH,KW) -> dx (N,C,H,W)
+template <typename T>
+void conv2d_backward_data(T* dx, const T* dy, const T* w, const Conv2dParams& p);
+
+// dy (N,OC,OH,OW), x (N,C,H,W) -> dw (OC,C/G,KH,KW) and/or db (OC); either may be null
+template <typename T>
+void conv2d_backward_weight(T* dw, T* db, const T* dy, const T* x, const Conv2dParams& p);
+
+}  // namespace fastconv

@@ -1,0 +1,106 @@
+"""Argument normalisation and the dtype policy shared by every functional op.
+
+Dtype policy (API.md): float32 and float64 are kept; integer, bool and
+float16 inputs become float32; complex is a TypeError. When the inputs of
+one op mix float32 and float64, the op runs in float64.
+"""
+
+from __future__ import annotations
+
+import numbers
+import operator
+
+import numpy as np
+
+_INT_LIMIT = 2**62  # anything larger cannot be a real size or option
+
+
+def to_array(x, name: str, op: str) -> np.ndarray:
+    """``x`` as an ndarray (Tensors give their data), dtype not yet settled."""
+    data = getattr(x, "_fastconv_data", None)
+    if data is not None:
+        x = data()
+    if isinstance(x, np.ndarray):
+        return x
+    try:
+        return np.asarray(x)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{op}: {name} could not be converted to an array: {exc}") from None
+
+
+def float_dtype(a: np.ndarray, name: str, op: str) -> np.dtype:
+    """The float dtype ``a`` computes in, per the policy above."""
+    kind = a.dtype.kind
+    if kind == "f":
+        if a.dtype.itemsize == 8:
+            return np.dtype(np.float64)
+        if a.dtype.itemsize > 8:  # long double: nearest supported precision
+            return np.dtype(np.float64)
+        return np.dtype(np.float32)
+    if kind in "iub":
+        return np.dtype(np.float32)
+    if kind == "c":
+        raise TypeError(f"{op}: {name} is complex ({a.dtype}); fastconv supports real float32/float64 data")
+    raise TypeError(f"{op}: {name} has unsupported dtype {a.dtype}; expected a real numeric array")
+
+
+def common_float_dtype(arrays, names, op: str) -> np.dtype:
+    dt = np.dtype(np.float32)
+    for a, n in zip(arrays, names):
+        if a is not None and float_dtype(a, n, op) == np.float64:
+            dt = np.dtype(np.float64)
+    return dt
+
+
+def contiguous(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """C-contiguous, aligned, native-endian ``dtype`` (a copy only if needed)."""
+    if a.dtype == dtype and a.flags.c_contiguous and a.flags.aligned:
+        return a
+    return np.array(a, dtype=dtype, order="C", copy=True)
+
+
+def as_int(v, name: str, op: str) -> int:
+    if isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{op}: {name} must be an int, got bool {v!r}")
+    if isinstance(v, numbers.Integral) or hasattr(v, "__index__"):
+        try:
+            i = operator.index(v)
+        except TypeError:
+            pass
+        else:
+            if abs(i) > _INT_LIMIT:
+                raise ValueError(f"{op}: {name}={i} is out of range")
+            return i
+    raise TypeError(f"{op}: {name} must be an int, got {type(v).__name__} {v!r}")
+
+
+def as_pair(v, name: str, op: str) -> tuple[int, int]:
+    """int -> (v, v); a sequence of two ints -> tuple."""
+    if isinstance(v, (tuple, list, np.ndarray)):
+        seq = list(np.asarray(v).ravel()) if isinstance(v, np.ndarray) else list(v)
+        if len(seq) == 1:
+            seq = seq * 2
+        if len(seq) != 2:
+            raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
+        return as_int(seq[0], name, op), as_int(seq[1], name, op)
+    i = as_int(v, name, op)
+    return i, i
+
+
+def positive_pair(v, name: str, op: str) -> tuple[int, int]:
+    p = as_pair(v, name, op)
+    if p[0] < 1 or p[1] < 1:
+        raise ValueError(f"{op}: {name} must be positive, got {v!r}")
+    return p
+
+
+def nonneg_pair(v, name: str, op: str) -> tuple[int, int]:
+    p = as_pair(v, name, op)
+    if p[0] < 0 or p[1] < 0:
+        raise ValueError(f"{op}: {name} must be non-negative, got {v!r}")
+    return p
+
+
+def shape_str(shape) -> str:
+    shape = tuple(int(s) for s in shape)
+    return str(shape)

@@ -1,0 +1,154 @@
+"""conv2d and linear on NumPy arrays: argument handling around the C++ kernels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from ._args import (
+    as_int,
+    common_float_dtype,
+    contiguous,
+    nonneg_pair,
+    positive_pair,
+    shape_str,
+    to_array,
+)
+
+
+def conv2d_options(weight_shape, stride, padding, dilation, groups, op="conv2d"):
+    """Normalise conv options to ((sh, sw), (top, bottom, left, right), (dh, dw), groups).
+
+    ``padding`` is an int, a pair, ``'valid'`` or ``'same'`` (stride 1 only;
+    for an even effective kernel the extra row/column goes bottom/right, as
+    in PyTorch).
+    """
+    sh, sw = positive_pair(stride, "stride", op)
+    dh, dw = positive_pair(dilation, "dilation", op)
+    g = as_int(groups, "groups", op)
+    if g < 1:
+        raise ValueError(f"{op}: groups must be a positive integer, got {g}")
+    if isinstance(padding, str):
+        if padding == "valid":
+            pads = (0, 0, 0, 0)
+        elif padding == "same":
+            if (sh, sw) != (1, 1):
+                raise ValueError(
+                    f"{op}: padding='same' is not supported for strided convolutions (stride={(sh, sw)})"
+                )
+            kh, kw = int(weight_shape[-2]), int(weight_shape[-1])
+            th, tw = dh * (kh - 1), dw * (kw - 1)
+            pads = (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+        else:
+            raise ValueError(
+                f"{op}: padding must be an int, a pair of ints, 'valid' or 'same', got {padding!r}"
+            )
+    else:
+        ph, pw = nonneg_pair(padding, "padding", op)
+        pads = (ph, ph, pw, pw)
+    return (sh, sw), pads, (dh, dw), g
+
+
+def _conv_arrays(op, input, weight, bias):
+    x = to_array(input, "input", op)
+    w = to_array(weight, "weight", op)
+    b = None if bias is None else to_array(bias, "bias", op)
+    dt = common_float_dtype((x, w, b), ("input", "weight", "bias"), op)
+    if x.ndim not in (3, 4):
+        raise ValueError(
+            f"{op}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape {shape_str(x.shape)}"
+        )
+    if w.ndim != 4:
+        raise ValueError(
+            f"{op}: weight must be 4-D (out_channels, in_channels/groups, kH, kW), got shape {shape_str(w.shape)}"
+        )
+    if b is not None and b.ndim != 1:
+        raise ValueError(f"{op}: bias must be 1-D (out_channels,), got shape {shape_str(b.shape)}")
+    return x, w, b, dt
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D cross-correlation, as ``torch.nn.functional.conv2d``.
+
+    input (N, C, H, W) or (C, H, W); weight (OC, C/groups, kH, kW); bias (OC,)
+    -> (N, OC, OH, OW) with OH = floor((H + pad_top + pad_bottom - dilation*(kH-1) - 1) / stride) + 1.
+
+    >>> import numpy as np, fastconv.functional as F
+    >>> F.conv2d(np.ones((1, 1, 4, 4), np.float32), np.ones((2, 1, 3, 3), np.float32)).shape
+    (1, 2, 2, 2)
+    """
+    op = "conv2d"
+    x, w, b, dt = _conv_arrays(op, input, weight, bias)
+    stride, pads, dil, groups = conv2d_options(w.shape, stride, padding, dilation, groups, op)
+    unbatched = x.ndim == 3
+    if unbatched:
+        x = x[None]
+    y = _core.conv2d_forward(
+        contiguous(x, dt), contiguous(w, dt), None if b is None else contiguous(b, dt), stride, pads, dil, groups
+    )
+    return y[0] if unbatched else y
+
+
+def conv2d_backward(
+    grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1, needs_input_grad=(True, True, True)
+):
+    """Gradients of ``conv2d`` w.r.t. (input, weight, bias) given ``grad_output``.
+
+    Returns a triple; entries whose flag in ``needs_input_grad`` is false are
+    ``None`` and are not computed. Accepts unbatched (3-D) input and grad_output.
+    """
+    op = "conv2d_backward"
+    x, w, _, dt = _conv_arrays(op, input, weight, None)
+    dy = to_array(grad_output, "grad_output", op)
+    dt = common_float_dtype((x, w, dy), ("input", "weight", "grad_output"), op)
+    stride, pads, dil, groups = conv2d_options(w.shape, stride, padding, dilation, groups, op)
+    unbatched = x.ndim == 3
+    if unbatched:
+        if dy.ndim != 3:
+            raise ValueError(
+                f"{op}: grad_output must be 3-D for an unbatched input, got shape {shape_str(dy.shape)}"
+            )
+        x, dy = x[None], dy[None]
+    need_dx, need_dw, need_db = (bool(v) for v in needs_input_grad)
+    dx, dw, db = _core.conv2d_backward(
+        contiguous(dy, dt), contiguous(x, dt), contiguous(w, dt), stride, pads, dil, groups, need_dx, need_dw, need_db
+    )
+    if unbatched and dx is not None:
+        dx = dx[0]
+    return dx, dw, db
+
+
+def _linear_arrays(op, input, weight, bias):
+    x = to_array(input, "input", op)
+    w = to_array(weight, "weight", op)
+    b = None if bias is None else to_array(bias, "bias", op)
+    dt = common_float_dtype((x, w, b), ("input", "weight", "bias"), op)
+    if x.ndim < 1:
+        raise ValueError(f"{op}: input must have at least 1 dimension, got a scalar")
+    if w.ndim != 2:
+        raise ValueError(f"{op}: weight must be 2-D (out_features, in_features), got shape {shape_str(w.shape)}")
+    if b is not None and b.ndim != 1:
+        raise ValueError(f"{op}: bias must be 1-D (out_features,), got shape {shape_str(b.shape)}")
+    return x, w, b, dt
+
+
+def linear(input, weight, bias=None):
+    """``input @ weight.T + bias`` over the last dimension, as ``torch.nn.functional.linear``.
+
+    input (*, in_features); weight (out_features, in_features); bias (out_features,)
+    -> (*, out_features).
+    """
+    x, w, b, dt = _linear_arrays("linear", input, weight, bias)
+    return _core.linear_forward(contiguous(x, dt), contiguous(w, dt), None if b is None else contiguous(b, dt))
+
+
+def linear_backward(grad_output, input, weight, needs_input_grad=(True, True, True)):
+    """Gradients of ``linear`` w.r.t. (input, weight, bias); unneeded ones are ``None``."""
+    op = "linear_backward"
+    x, w, _, _ = _linear_arrays(op, input, weight, None)
+    dy = to_array(grad_output, "grad_output", op)
+    dt = common_float_dtype((x, w, dy), ("input", "weight", "grad_output"), op)
+    need_dx, need_dw, need_db = (bool(v) for v in needs_input_grad)
+    return tuple(
+        _core.linear_backward(contiguous(dy, dt), contiguous(x, dt), contiguous(w, dt), need_dx, need_dw, need_db)
+    )

@@ -1,0 +1,40 @@
+"""Thread count and build information."""
+
+from __future__ import annotations
+
+import operator
+
+from . import _core
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads every fastconv kernel uses (process-wide).
+
+    Takes effect for kernels started from any Python thread. The default is
+    ``OMP_NUM_THREADS`` when set, else the number of cores.
+    """
+    if isinstance(n, bool):
+        raise TypeError(f"set_num_threads: n must be an int, got {n!r}")
+    try:
+        n = operator.index(n)
+    except TypeError:
+        raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}") from None
+    if n < 1:
+        raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
+    _core.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """The number of threads fastconv kernels use."""
+    return _core.get_num_threads()
+
+
+def build_info() -> dict:
+    """How this fastconv was built and what it runs on.
+
+    Keys: ``version``, ``compiler``, ``openmp`` (bool), ``simd`` (the kernel
+    path in use: ``avx512``, ``avx2``, ``neon`` or ``scalar``),
+    ``simd_available`` (paths this build and CPU can run), ``threads``, and
+    the names of the GEMM micro-kernels in use.
+    """
+    return dict(_core.build_info())
