@@ -71,6 +71,20 @@ py::tuple backward(const py::array& dy, const py::array& x, const py::array& w, 
 
 void register_conv(py::module_& m) {
   m.def(
+      "set_conv_algorithm",
+      [](const std::string& name) {
+        if (name == "auto")
+          set_conv2d_algorithm(ConvAlgorithm::automatic);
+        else if (name == "im2col")
+          set_conv2d_algorithm(ConvAlgorithm::im2col);
+        else
+          value_error("set_conv_algorithm: expected 'auto' or 'im2col', got '", name, "'");
+      },
+      py::arg("name"), "Force the implicit-im2col GEMM path for every dense conv ('im2col') or restore 'auto'.");
+  m.def("get_conv_algorithm", []() {
+    return std::string(conv2d_algorithm() == ConvAlgorithm::im2col ? "im2col" : "auto");
+  });
+  m.def(
       "conv2d_forward",
       [](const py::array& x, const py::array& w, const py::object& b, Pair stride, Quad pad, Pair dil,
          int64_t groups) -> py::array {

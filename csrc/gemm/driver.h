@@ -144,13 +144,23 @@ void pack_b_strided(T* dst, const T* B, int64_t rs, int64_t cs, int64_t p0, int6
 
 // Whole-matrix prepack of A (M x K) into the layout APrepacked reads:
 // for each KC slice p0, all row panels: base + Mpad*p0 + q*MR*kb.
+// kc: the slice length the consumer will use (default: the kernel's KC).
 template <typename T>
-void prepack_a(T* dst, const T* A, int64_t rs, int64_t cs, int64_t M, int64_t K, const GemmKernel<T>& kr) {
+void prepack_a(T* dst, const T* A, int64_t rs, int64_t cs, int64_t M, int64_t K, const GemmKernel<T>& kr,
+               int64_t kc = 0) {
+  if (kc <= 0) kc = kr.kc;
   const int64_t Mpad = round_up(M, kr.mr);
-  for (int64_t pc = 0; pc < K; pc += kr.kc) {
-    const int64_t kb = std::min<int64_t>(kr.kc, K - pc);
+  for (int64_t pc = 0; pc < K; pc += kc) {
+    const int64_t kb = std::min<int64_t>(kc, K - pc);
     pack_a_strided(dst + Mpad * pc, A, rs, cs, 0, M, pc, kb, kr.mr);
   }
+}
+
+// A reduction of length K cut into equal slices of at most kc_max (a short
+// last slice would pay the C load/store of a whole one for little work).
+inline int64_t balanced_kc(int64_t K, int64_t kc_max) {
+  const int64_t slices = std::max<int64_t>(1, ceil_div(K, kc_max));
+  return ceil_div(K, slices);
 }
 
 template <typename T>

@@ -23,10 +23,27 @@ TileSplit split_tiles(int64_t M, int64_t N, int mr, int nr, int64_t nc, int64_t 
       s.mcount = std::min(max_m, ceil_div(want, groups * s.ncount));
     }
   }
-  s.nblock = round_up(ceil_div(N, s.ncount), nr);
-  s.mblock = round_up(ceil_div(M, s.mcount), mr);
-  s.ncount = std::max<int64_t>(1, ceil_div(N, s.nblock));
-  s.mcount = std::max<int64_t>(1, ceil_div(M, s.mblock));
+  auto finalize = [&](TileSplit& t) {
+    t.nblock = round_up(ceil_div(N, t.ncount), nr);
+    t.mblock = round_up(ceil_div(M, t.mcount), mr);
+    t.ncount = std::max<int64_t>(1, ceil_div(N, t.nblock));
+    t.mcount = std::max<int64_t>(1, ceil_div(M, t.mblock));
+  };
+  finalize(s);
+  // Equal tasks in a count that is a multiple of the thread count: 9 tasks on
+  // 2 threads would leave one idle for a ninth of the time.
+  if (nthreads > 1 && (groups * s.tasks()) % nthreads != 0) {
+    const int64_t max_n = std::max<int64_t>(1, ceil_div(N, int64_t(nr)));
+    for (int64_t nc2 = s.ncount + 1; nc2 <= std::min(max_n, 2 * s.ncount + nthreads); ++nc2) {
+      TileSplit t = s;
+      t.ncount = nc2;
+      finalize(t);
+      if ((groups * t.tasks()) % nthreads == 0) {
+        s = t;
+        break;
+      }
+    }
+  }
   return s;
 }
 

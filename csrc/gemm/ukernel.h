@@ -16,6 +16,14 @@ namespace fastconv {
 template <typename T>
 using UKernelFn = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, bool accumulate);
 
+// The same tile with B rows read in place: row k of the B panel is the NR
+// values at b + offs[k] (contiguous, unaligned). Direct stride-1 convolution
+// reads input rows this way, with no packing; a packed panel is the special
+// case offs[k] = k*NR.
+template <typename T>
+using UKernelOffFn = void (*)(int64_t kc, const T* a, const T* b, const int64_t* offs, T* c, int64_t ldc,
+                              bool accumulate);
+
 // Dot-product kernel for the memory-bound GEMV path (linear at batch 1):
 //   y[j] = sum_k w[j*ldw + k] * x[k], j < n.
 template <typename T>
@@ -24,6 +32,7 @@ using GemvFn = void (*)(int64_t n, int64_t k, const T* w, int64_t ldw, const T* 
 template <typename T>
 struct GemmKernel {
   UKernelFn<T> ukernel;
+  UKernelOffFn<T> ukernel_off;
   GemvFn<T> gemv;
   int mr, nr;       // register tile
   int kc, mc, nc;   // cache blocks: kc*nr panel of B in L1, mc*kc block of A in L2

@@ -14,8 +14,24 @@ namespace {
 //   a[1]    c1[0]     c1[1]
 //   ...
 //   a[5]    c5[0]     c5[1]
-void sgemm_ukernel_6x16__avx2(int64_t kc, const float* __restrict a, const float* __restrict b,
-                              float* __restrict c, int64_t ldc, bool accumulate) {
+//
+// One body, two ways to find row k of B: packed (b + 16k) or in place
+// (b + offs[k], direct convolution).
+struct PackedRows {
+  int64_t stride;
+  const float* operator()(const float* b, int64_t k) const { return b + k * stride; }
+  const double* operator()(const double* b, int64_t k) const { return b + k * stride; }
+};
+struct OffsetRows {
+  const int64_t* offs;
+  const float* operator()(const float* b, int64_t k) const { return b + offs[k]; }
+  const double* operator()(const double* b, int64_t k) const { return b + offs[k]; }
+};
+
+template <class Rows>
+__attribute__((always_inline)) inline void sgemm_6x16_body(int64_t kc, const float* __restrict a,
+                                                           const float* __restrict b, Rows rows,
+                                                           float* __restrict c, int64_t ldc, bool accumulate) {
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -24,7 +40,8 @@ void sgemm_ukernel_6x16__avx2(int64_t kc, const float* __restrict a, const float
   __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
-    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    const float* bk = rows(b, k);
+    const __m256 b0 = _mm256_loadu_ps(bk), b1 = _mm256_loadu_ps(bk + 8);
     __m256 ai = _mm256_broadcast_ss(a + 0);
     c00 = _mm256_fmadd_ps(ai, b0, c00); c01 = _mm256_fmadd_ps(ai, b1, c01);
     ai = _mm256_broadcast_ss(a + 1);
@@ -38,7 +55,6 @@ void sgemm_ukernel_6x16__avx2(int64_t kc, const float* __restrict a, const float
     ai = _mm256_broadcast_ss(a + 5);
     c50 = _mm256_fmadd_ps(ai, b0, c50); c51 = _mm256_fmadd_ps(ai, b1, c51);
     a += 6;
-    b += 16;
   }
   auto store = [&](float* p, __m256 v0, __m256 v1) {
     if (accumulate) {
@@ -56,9 +72,19 @@ void sgemm_ukernel_6x16__avx2(int64_t kc, const float* __restrict a, const float
   store(c + 5 * ldc, c50, c51);
 }
 
+void sgemm_ukernel_6x16__avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool acc) {
+  sgemm_6x16_body(kc, a, b, PackedRows{16}, c, ldc, acc);
+}
+void sgemm_ukernel_off_6x16__avx2(int64_t kc, const float* a, const float* b, const int64_t* offs, float* c,
+                                  int64_t ldc, bool acc) {
+  sgemm_6x16_body(kc, a, b, OffsetRows{offs}, c, ldc, acc);
+}
+
 // dgemm 6x8: the same shape in doubles (4 lanes per ymm).
-void dgemm_ukernel_6x8__avx2(int64_t kc, const double* __restrict a, const double* __restrict b,
-                             double* __restrict c, int64_t ldc, bool accumulate) {
+template <class Rows>
+__attribute__((always_inline)) inline void dgemm_6x8_body(int64_t kc, const double* __restrict a,
+                                                          const double* __restrict b, Rows rows,
+                                                          double* __restrict c, int64_t ldc, bool accumulate) {
   __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd();
   __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd();
   __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd();
@@ -67,7 +93,8 @@ void dgemm_ukernel_6x8__avx2(int64_t kc, const double* __restrict a, const doubl
   __m256d c50 = _mm256_setzero_pd(), c51 = _mm256_setzero_pd();
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
-    const __m256d b0 = _mm256_loadu_pd(b), b1 = _mm256_loadu_pd(b + 4);
+    const double* bk = rows(b, k);
+    const __m256d b0 = _mm256_loadu_pd(bk), b1 = _mm256_loadu_pd(bk + 4);
     __m256d ai = _mm256_broadcast_sd(a + 0);
     c00 = _mm256_fmadd_pd(ai, b0, c00); c01 = _mm256_fmadd_pd(ai, b1, c01);
     ai = _mm256_broadcast_sd(a + 1);
@@ -81,7 +108,6 @@ void dgemm_ukernel_6x8__avx2(int64_t kc, const double* __restrict a, const doubl
     ai = _mm256_broadcast_sd(a + 5);
     c50 = _mm256_fmadd_pd(ai, b0, c50); c51 = _mm256_fmadd_pd(ai, b1, c51);
     a += 6;
-    b += 8;
   }
   auto store = [&](double* p, __m256d v0, __m256d v1) {
     if (accumulate) {
@@ -97,6 +123,14 @@ void dgemm_ukernel_6x8__avx2(int64_t kc, const double* __restrict a, const doubl
   store(c + 3 * ldc, c30, c31);
   store(c + 4 * ldc, c40, c41);
   store(c + 5 * ldc, c50, c51);
+}
+
+void dgemm_ukernel_6x8__avx2(int64_t kc, const double* a, const double* b, double* c, int64_t ldc, bool acc) {
+  dgemm_6x8_body(kc, a, b, PackedRows{8}, c, ldc, acc);
+}
+void dgemm_ukernel_off_6x8__avx2(int64_t kc, const double* a, const double* b, const int64_t* offs, double* c,
+                                 int64_t ldc, bool acc) {
+  dgemm_6x8_body(kc, a, b, OffsetRows{offs}, c, ldc, acc);
 }
 
 inline float hsum(__m256 v) {
@@ -162,8 +196,8 @@ void dgemv__avx2(int64_t n, int64_t k, const double* __restrict w, int64_t ldw, 
 
 const KernelTable kAvx2 = {
     "avx2",
-    {sgemm_ukernel_6x16__avx2, sgemv__avx2, 6, 16, 256, 144, 4096, "sgemm_ukernel_6x16__avx2"},
-    {dgemm_ukernel_6x8__avx2, dgemv__avx2, 6, 8, 256, 72, 2048, "dgemm_ukernel_6x8__avx2"},
+    {sgemm_ukernel_6x16__avx2, sgemm_ukernel_off_6x16__avx2, sgemv__avx2, 6, 16, 256, 144, 4096, "sgemm_ukernel_6x16__avx2"},
+    {dgemm_ukernel_6x8__avx2, dgemm_ukernel_off_6x8__avx2, dgemv__avx2, 6, 8, 256, 72, 2048, "dgemm_ukernel_6x8__avx2"},
 };
 
 }  // namespace

@@ -37,6 +37,30 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* __rest
   }
 }
 
+// B rows read in place at b + offs[k].
+template <typename T, int MR, int NR>
+void ukernel_off(int64_t kc, const T* __restrict a, const T* __restrict b, const int64_t* __restrict offs,
+                 T* __restrict c, int64_t ldc, bool accumulate) {
+  T acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = T(0);
+  for (int64_t k = 0; k < kc; ++k) {
+    const T* bk = b + offs[k];
+    const T* ak = a + k * MR;
+    for (int i = 0; i < MR; ++i) {
+      const T ai = ak[i];
+      for (int j = 0; j < NR; ++j) acc[i][j] += ai * bk[j];
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    T* ci = c + i * ldc;
+    if (accumulate)
+      for (int j = 0; j < NR; ++j) ci[j] += acc[i][j];
+    else
+      for (int j = 0; j < NR; ++j) ci[j] = acc[i][j];
+  }
+}
+
 // y[j] = sum_k w[j*ldw + k] * x[k]. LANES independent partial sums (the
 // compiler may not reassociate one running sum), combined in a fixed order.
 template <typename T, int LANES>

@@ -11,6 +11,14 @@ void sgemm_ukernel_4x8__scalar(int64_t kc, const float* a, const float* b, float
 void dgemm_ukernel_4x4__scalar(int64_t kc, const double* a, const double* b, double* c, int64_t ldc, bool acc) {
   ref::ukernel<double, 4, 4>(kc, a, b, c, ldc, acc);
 }
+void sgemm_ukernel_off_4x8__scalar(int64_t kc, const float* a, const float* b, const int64_t* offs, float* c,
+                                   int64_t ldc, bool acc) {
+  ref::ukernel_off<float, 4, 8>(kc, a, b, offs, c, ldc, acc);
+}
+void dgemm_ukernel_off_4x4__scalar(int64_t kc, const double* a, const double* b, const int64_t* offs, double* c,
+                                   int64_t ldc, bool acc) {
+  ref::ukernel_off<double, 4, 4>(kc, a, b, offs, c, ldc, acc);
+}
 void sgemv__scalar(int64_t n, int64_t k, const float* w, int64_t ldw, const float* x, float* y) {
   ref::gemv<float, 8>(n, k, w, ldw, x, y);
 }
@@ -20,8 +28,8 @@ void dgemv__scalar(int64_t n, int64_t k, const double* w, int64_t ldw, const dou
 
 const KernelTable kScalar = {
     "scalar",
-    {sgemm_ukernel_4x8__scalar, sgemv__scalar, 4, 8, 256, 128, 2048, "sgemm_ukernel_4x8__scalar"},
-    {dgemm_ukernel_4x4__scalar, dgemv__scalar, 4, 4, 256, 64, 2048, "dgemm_ukernel_4x4__scalar"},
+    {sgemm_ukernel_4x8__scalar, sgemm_ukernel_off_4x8__scalar, sgemv__scalar, 4, 8, 256, 128, 2048, "sgemm_ukernel_4x8__scalar"},
+    {dgemm_ukernel_4x4__scalar, dgemm_ukernel_off_4x4__scalar, dgemv__scalar, 4, 4, 256, 64, 2048, "dgemm_ukernel_4x4__scalar"},
 };
 }  // namespace
 

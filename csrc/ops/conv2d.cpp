@@ -29,6 +29,7 @@
 #include "ops/conv2d.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "common/buffer.h"
@@ -37,9 +38,19 @@
 #include "cpu/cpu.h"
 #include "gemm/driver.h"
 #include "gemm/gemm.h"
+#include "ops/conv2d_direct.h"
 #include "ops/im2col.h"
 
 namespace fastconv {
+
+// ---------------------------------------------------------------------------
+// algorithm choice (a process-wide override, for tests and benchmarks)
+
+namespace {
+std::atomic<int> g_algorithm{int(ConvAlgorithm::automatic)};
+}
+ConvAlgorithm conv2d_algorithm() { return ConvAlgorithm(g_algorithm.load(std::memory_order_relaxed)); }
+void set_conv2d_algorithm(ConvAlgorithm a) { g_algorithm.store(int(a), std::memory_order_relaxed); }
 
 // ---------------------------------------------------------------------------
 // parameters
@@ -384,6 +395,8 @@ template <typename T>
 void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dParams& p) {
   if (p.N == 0 || p.OC == 0) return;
   if (is_depthwise(p)) return depthwise_forward(y, x, w, b, p);
+  if (conv2d_direct_applies(p) && conv2d_algorithm() != ConvAlgorithm::im2col)
+    return conv2d_direct_forward(y, x, w, b, p);
   const GemmKernel<T>& kr = kernel_for<T>(active_kernels());
   const int64_t M = p.OCg(), K = p.Kg(), J = p.N * p.P();
   // A: every group's weight matrix packed once, shared by all tasks
@@ -417,6 +430,28 @@ void conv2d_backward_data(T* dx, const T* dy, const T* w, const Conv2dParams& p)
   const int64_t HW = p.H * p.W, P = p.P();
   if (p.OC == 0) return fill_parallel(dx, p.N * p.C * HW, T(0));
   if (is_depthwise(p)) return depthwise_backward_data(dx, dy, w, p);
+  if (conv2d_direct_applies(p) && conv2d_algorithm() != ConvAlgorithm::im2col) {
+    // Stride 1: dx is the direct convolution of dy with the flipped, transposed
+    // weights, w'[g*Cg + c, o, kh, kw] = w[g*OCg + o, c, KH-1-kh, KW-1-kw], padded by
+    // the kernel extent minus the forward padding (negative = crop).
+    const int64_t Cg = p.Cg(), OCg = p.OCg(), KK = p.KH * p.KW;
+    Buffer<T> wt(checked_mul(p.OC, p.Kg(), "conv2d flipped weight"));
+    for (int64_t g = 0; g < p.G; ++g)
+      for (int64_t o = 0; o < OCg; ++o)
+        for (int64_t c = 0; c < Cg; ++c) {
+          const T* src = w + ((g * OCg + o) * Cg + c) * KK;
+          T* dst = wt.data() + ((g * Cg + c) * OCg + o) * KK;
+          for (int64_t k = 0; k < KK; ++k) dst[k] = src[KK - 1 - k];
+        }
+    Conv2dParams q = p;
+    q.C = p.OC; q.H = p.OH; q.W = p.OW;
+    q.OC = p.C; q.OH = p.H; q.OW = p.W;
+    q.pad_t = p.dil_h * (p.KH - 1) - p.pad_t;
+    q.pad_b = p.dil_h * (p.KH - 1) - p.pad_b;
+    q.pad_l = p.dil_w * (p.KW - 1) - p.pad_l;
+    q.pad_r = p.dil_w * (p.KW - 1) - p.pad_r;
+    return conv2d_direct_forward(dx, dy, wt.data(), static_cast<const T*>(nullptr), q);
+  }
   const GemmKernel<T>& kr = kernel_for<T>(active_kernels());
   const int64_t Cg = p.Cg(), OCg = p.OCg(), KK = p.KH * p.KW, Kg = p.Kg();
   fill_parallel(dx, p.N * p.C * HW, T(0));

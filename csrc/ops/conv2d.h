@@ -28,6 +28,13 @@ Conv2dParams make_conv2d_params(const std::vector<int64_t>& x_shape, const std::
                                 int64_t bias_len, int64_t stride_h, int64_t stride_w, int64_t pad_t, int64_t pad_b,
                                 int64_t pad_l, int64_t pad_r, int64_t dil_h, int64_t dil_w, int64_t groups);
 
+// Which algorithm dense convolutions use. automatic: the direct in-place path
+// for stride 1, implicit-im2col GEMM otherwise; im2col forces the latter
+// everywhere (tests cover both on the same shapes). Depthwise is always direct.
+enum class ConvAlgorithm { automatic = 0, im2col = 1 };
+ConvAlgorithm conv2d_algorithm();
+void set_conv2d_algorithm(ConvAlgorithm a);
+
 // x (N,C,H,W), w (OC,C/G,KH,KW), b (OC) or null -> y (N,OC,OH,OW)
 template <typename T>
 void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dParams& p);
