@@ -62,6 +62,61 @@ void build_padded(T* xp, const T* x, const Conv2dParams& p, int64_t Hp, int64_t 
   std::fill(xp + planes * plane, xp + planes * plane + slack, T(0));
 }
 
+// Output positions are cut into tiles of NR that the micro-kernel computes at
+// once. Row tiling: NR columns of one output row (the last one per row short)
+// -- whole tiles land in y in place. Flat tiling: NR consecutive positions on
+// the Wp pitch, crossing rows (junk columns included) -- less waste for narrow
+// images. Whichever needs fewer tiles is used.
+struct Tile {
+  int64_t n, q0;  // image, first position on the Wp pitch
+  int64_t oh, ow0;
+  bool direct;    // row tiling and all NR columns inside the row
+};
+
+struct DirectTiling {
+  int64_t OH, OW, Wp, NR, TW, per_image;
+  bool rows;
+  DirectTiling(const Conv2dParams& p, int64_t wp, int nr) : OH(p.OH), OW(p.OW), Wp(wp), NR(nr) {
+    TW = ceil_div(OW, NR);
+    const int64_t flat = ceil_div(OH * Wp, NR);
+    rows = OH * TW <= flat;
+    per_image = rows ? OH * TW : flat;
+  }
+  Tile at(int64_t t) const {
+    Tile tl;
+    tl.n = t / per_image;
+    const int64_t ti = t - tl.n * per_image;
+    if (rows) {
+      tl.oh = ti / TW;
+      tl.ow0 = (ti - tl.oh * TW) * NR;
+      tl.q0 = tl.oh * Wp + tl.ow0;
+      tl.direct = tl.ow0 + NR <= OW;
+    } else {
+      tl.q0 = ti * NR;
+      tl.oh = tl.q0 / Wp;
+      tl.ow0 = tl.q0 - tl.oh * Wp;
+      tl.direct = false;
+    }
+    return tl;
+  }
+  // f(first lane, count, offset in the output plane) for each valid run of the tile
+  template <class F>
+  void for_each_run(const Tile& tl, F&& f) const {
+    if (rows) {  // lanes past the row end belong to other tiles
+      f(0, std::min<int64_t>(NR, OW - tl.ow0), tl.oh * OW + tl.ow0);
+      return;
+    }
+    int64_t oh = tl.oh, ow = tl.ow0, l = 0;
+    while (l < NR && oh < OH) {
+      const int64_t run = std::min<int64_t>(NR - l, Wp - ow);
+      if (ow < OW) f(l, std::min(run, OW - ow), oh * OW + ow);
+      l += run;
+      ow = 0;
+      ++oh;
+    }
+  }
+};
+
 }  // namespace
 
 template <typename T>
@@ -71,8 +126,8 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   const int MR = kr.mr, NR = kr.nr;
   const int64_t M = p.OCg(), K = p.Kg(), Cg = p.Cg();
   const int64_t Hp = p.OH + p.dil_h * (p.KH - 1), Wp = p.OW + p.dil_w * (p.KW - 1), plane = Hp * Wp;
-  const int64_t Jimg = p.OH * Wp, Jpad = round_up(Jimg, NR);
-  const int64_t J = checked_mul(p.N, Jpad, "conv2d positions");
+  const DirectTiling tiling(p, Wp, NR);
+  const int64_t J = checked_mul(checked_mul(p.N, tiling.per_image, "conv2d positions"), NR, "conv2d positions");
   const bool in_place = p.pad_t == 0 && p.pad_b == 0 && p.pad_l == 0 && p.pad_r == 0;
 
   // Xp: x itself, or one padded copy
@@ -108,23 +163,26 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   const int64_t JB = std::min(round_up(s.nblock, NR), std::max<int64_t>(NR, (16384 / s.mblock) / NR * NR));
   const int64_t per_thread = s.mblock * JB + kc * NR;  // C block + one fallback panel
   Buffer<T> scratch(checked_mul(nt, per_thread, "conv2d scratch"));
+  const int64_t P = p.P();
 
   parallel_for(tasks, nt, [&](int64_t t, int tid) {
     const int64_t g = t % p.G, rest = t / p.G;
     const int64_t mi = rest % s.mcount, ni = rest / s.mcount;
     const int64_t i0 = mi * s.mblock, i1 = std::min(M, i0 + s.mblock);
+    const int64_t i_full = i0 + (i1 - i0) / MR * MR;  // rows [i0, i_full) are whole MR panels
     const int64_t j0 = ni * s.nblock, j1 = std::min(J, j0 + s.nblock);
     T* cbuf = scratch.data() + tid * per_thread;
     T* panel = cbuf + s.mblock * JB;
     const T* ag = apacked.data() + g * asz;
+    T* yg = y + g * M * P;  // + n*OC*P: channel g*M of image n
     for (int64_t jb = j0; jb < j1; jb += JB) {
       const int64_t je = std::min(j1, jb + JB);
       for (int64_t pc = 0; pc < K; pc += kc) {
         const int64_t kb = std::min<int64_t>(kc, K - pc);
         const bool acc = pc > 0;
         for (int64_t jt = jb; jt < je; jt += NR) {
-          const int64_t n = jt / Jpad, q0 = jt - n * Jpad;
-          const int64_t base = (n * p.C + g * Cg) * plane + q0;
+          const Tile tl = tiling.at(jt / NR);
+          const int64_t base = (tl.n * p.C + g * Cg) * plane + tl.q0;
           const bool over = base + NR - 1 + off_max >= x_total + (in_place ? 0 : slack);
           if (over) {  // only possible at the very end of x: pack with zero fill
             for (int64_t k = 0; k < kb; ++k)
@@ -135,33 +193,38 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
           }
           for (int64_t ir = i0; ir < i1; ir += MR) {
             const T* a = ag + Mpad * pc + (ir / MR) * MR * kb;
+            int64_t ldc = JB;
             T* c = cbuf + (ir - i0) * JB + (jt - jb);
+            if (tl.direct && ir < i_full) {  // a whole tile of y: write it in place
+              ldc = P;
+              c = yg + (tl.n * p.OC + ir) * P + tl.oh * p.OW + tl.ow0;
+            }
             if (over)
-              kr.ukernel(kb, a, panel, c, JB, acc);
+              kr.ukernel(kb, a, panel, c, ldc, acc);
             else
-              kr.ukernel_off(kb, a, X + base, offs.data() + pc, c, JB, acc);
+              kr.ukernel_off(kb, a, X + base, offs.data() + pc, c, ldc, acc);
           }
         }
       }
-      // store the valid positions of the block (+ bias)
-      for (int64_t j = jb; j < je;) {
-        const int64_t n = j / Jpad, q = j - n * Jpad;
-        const int64_t oh = q / Wp, ow = q - oh * Wp;
-        const int64_t run = std::min({je - j, Wp - ow, Jpad - q});  // to the end of this padded row
-        if (oh < p.OH && ow < p.OW) {
-          const int64_t cnt = std::min(run, p.OW - ow);
-          for (int64_t i = i0; i < i1; ++i) {
-            const T* src = cbuf + (i - i0) * JB + (j - jb);
-            T* dst = y + (n * p.OC + g * M + i) * p.P() + oh * p.OW + ow;
+      // epilogue: bias on tiles written in place, copy-out (+ bias) of the rest
+      for (int64_t jt = jb; jt < je; jt += NR) {
+        const Tile tl = tiling.at(jt / NR);
+        for (int64_t i = i0; i < i1; ++i) {
+          const T bv = b ? b[g * M + i] : T(0);
+          T* yrow = yg + (tl.n * p.OC + i) * P;
+          if (tl.direct && i < i_full) {
             if (b) {
-              const T bv = b[g * M + i];
-              for (int64_t u = 0; u < cnt; ++u) dst[u] = src[u] + bv;
-            } else {
-              std::memcpy(dst, src, sizeof(T) * cnt);
+              T* d = yrow + tl.oh * p.OW + tl.ow0;
+              for (int l = 0; l < NR; ++l) d[l] += bv;
             }
+            continue;
           }
+          const T* src = cbuf + (i - i0) * JB + (jt - jb);
+          tiling.for_each_run(tl, [&](int64_t l0, int64_t cnt, int64_t yoff) {
+            T* d = yrow + yoff;
+            for (int64_t u = 0; u < cnt; ++u) d[u] = src[l0 + u] + bv;
+          });
         }
-        j += run;
       }
     }
   });
