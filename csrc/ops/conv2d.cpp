@@ -24,8 +24,10 @@
 //                    shape, never by the thread count), each into its own partial
 //                    dW, summed in chunk order: bitwise identical for any thread count.
 //
-// Depthwise-style groups (one input channel per group, G > 1) use direct loops
-// instead: a 1-row GEMM would waste most of each register tile.
+// Stride-1 convolutions run as a direct GEMM reading the input in place
+// (conv2d_direct.cpp); depthwise-style groups (one input channel per group)
+// have their own row kernels (depthwise.cpp): a 1-row GEMM would waste most
+// of each register tile.
 #include "ops/conv2d.h"
 
 #include <algorithm>
@@ -39,6 +41,7 @@
 #include "gemm/driver.h"
 #include "gemm/gemm.h"
 #include "ops/conv2d_direct.h"
+#include "ops/depthwise.h"
 #include "ops/im2col.h"
 
 namespace fastconv {
@@ -284,108 +287,6 @@ void fill_parallel(T* p, int64_t n, T v) {
   });
 }
 
-bool is_depthwise(const Conv2dParams& p) { return p.G > 1 && p.Cg() == 1; }
-
-// ---------------------------------------------------------------------------
-// depthwise (one input channel per group): direct loops over output rows
-
-// For kernel column kw: output columns whose input column is inside the image.
-inline void ow_range(const Conv2dParams& p, int64_t kw, int64_t& lo, int64_t& hi, int64_t& off) {
-  off = kw * p.dil_w - p.pad_l;
-  lo = std::min(p.OW, first_at_least(0, p.stride_w, off));
-  hi = std::max(lo, std::min(p.OW, first_at_least(p.W, p.stride_w, off)));
-}
-
-template <typename T>
-void depthwise_forward(T* y, const T* x, const T* w, const T* b, const Conv2dParams& p) {
-  const int64_t planes = p.N * p.OC, HW = p.H * p.W, P = p.P(), OCg = p.OCg();
-  const double flops = 2.0 * double(planes) * P * p.KH * p.KW;
-  parallel_for(planes, threads_for_flops(flops, planes), [&](int64_t t, int) {
-    const int64_t n = t / p.OC, o = t - n * p.OC, c = o / OCg;
-    const T* xp = x + (n * p.C + c) * HW;
-    T* yp = y + t * P;
-    std::fill(yp, yp + P, b ? b[o] : T(0));
-    const T* wo = w + o * p.KH * p.KW;
-    for (int64_t kh = 0; kh < p.KH; ++kh)
-      for (int64_t kw = 0; kw < p.KW; ++kw) {
-        const T wv = wo[kh * p.KW + kw];
-        int64_t lo, hi, off;
-        ow_range(p, kw, lo, hi, off);
-        for (int64_t oh = 0; oh < p.OH; ++oh) {
-          const int64_t ih = oh * p.stride_h + kh * p.dil_h - p.pad_t;
-          if (ih < 0 || ih >= p.H) continue;
-          const T* xr = xp + ih * p.W + off;
-          T* yr = yp + oh * p.OW;
-          if (p.stride_w == 1)
-            for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += wv * xr[ow];
-          else
-            for (int64_t ow = lo; ow < hi; ++ow) yr[ow] += wv * xr[ow * p.stride_w];
-        }
-      }
-  });
-}
-
-template <typename T>
-void depthwise_backward_data(T* dx, const T* dy, const T* w, const Conv2dParams& p) {
-  const int64_t planes = p.N * p.C, HW = p.H * p.W, P = p.P(), OCg = p.OCg();
-  const double flops = 2.0 * double(p.N) * p.OC * P * p.KH * p.KW;
-  parallel_for(planes, threads_for_flops(flops, planes), [&](int64_t t, int) {
-    const int64_t n = t / p.C, c = t - n * p.C;
-    T* xp = dx + t * HW;
-    std::fill(xp, xp + HW, T(0));
-    for (int64_t m = 0; m < OCg; ++m) {
-      const int64_t o = c * OCg + m;
-      const T* yp = dy + (n * p.OC + o) * P;
-      const T* wo = w + o * p.KH * p.KW;
-      for (int64_t kh = 0; kh < p.KH; ++kh)
-        for (int64_t kw = 0; kw < p.KW; ++kw) {
-          const T wv = wo[kh * p.KW + kw];
-          int64_t lo, hi, off;
-          ow_range(p, kw, lo, hi, off);
-          for (int64_t oh = 0; oh < p.OH; ++oh) {
-            const int64_t ih = oh * p.stride_h + kh * p.dil_h - p.pad_t;
-            if (ih < 0 || ih >= p.H) continue;
-            T* xr = xp + ih * p.W + off;
-            const T* yr = yp + oh * p.OW;
-            if (p.stride_w == 1)
-              for (int64_t ow = lo; ow < hi; ++ow) xr[ow] += wv * yr[ow];
-            else
-              for (int64_t ow = lo; ow < hi; ++ow) xr[ow * p.stride_w] += wv * yr[ow];
-          }
-        }
-    }
-  });
-}
-
-template <typename T>
-void depthwise_backward_weight(T* dw, const T* dy, const T* x, const Conv2dParams& p) {
-  const int64_t HW = p.H * p.W, P = p.P(), OCg = p.OCg(), KK = p.KH * p.KW;
-  const double flops = 2.0 * double(p.N) * p.OC * P * KK;
-  parallel_for(p.OC, threads_for_flops(flops, p.OC), [&](int64_t o, int) {
-    const int64_t c = o / OCg;
-    for (int64_t kh = 0; kh < p.KH; ++kh)
-      for (int64_t kw = 0; kw < p.KW; ++kw) {
-        int64_t lo, hi, off;
-        ow_range(p, kw, lo, hi, off);
-        double acc = 0;  // fixed order over (n, oh, ow), wide accumulator
-        for (int64_t n = 0; n < p.N; ++n) {
-          const T* xp = x + (n * p.C + c) * HW;
-          const T* yp = dy + (n * p.OC + o) * P;
-          for (int64_t oh = 0; oh < p.OH; ++oh) {
-            const int64_t ih = oh * p.stride_h + kh * p.dil_h - p.pad_t;
-            if (ih < 0 || ih >= p.H) continue;
-            const T* xr = xp + ih * p.W + off;
-            const T* yr = yp + oh * p.OW;
-            T s = 0;
-            for (int64_t ow = lo; ow < hi; ++ow) s += yr[ow] * xr[ow * p.stride_w];
-            acc += double(s);
-          }
-        }
-        dw[o * KK + kh * p.KW + kw] = T(acc);
-      }
-  });
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -394,7 +295,7 @@ void depthwise_backward_weight(T* dw, const T* dy, const T* x, const Conv2dParam
 template <typename T>
 void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dParams& p) {
   if (p.N == 0 || p.OC == 0) return;
-  if (is_depthwise(p)) return depthwise_forward(y, x, w, b, p);
+  if (conv2d_is_depthwise(p)) return depthwise_forward(y, x, w, b, p);
   if (conv2d_direct_applies(p) && conv2d_algorithm() != ConvAlgorithm::im2col)
     return conv2d_direct_forward(y, x, w, b, p);
   const GemmKernel<T>& kr = kernel_for<T>(active_kernels());
@@ -429,7 +330,7 @@ void conv2d_backward_data(T* dx, const T* dy, const T* w, const Conv2dParams& p)
   if (p.N == 0) return;
   const int64_t HW = p.H * p.W, P = p.P();
   if (p.OC == 0) return fill_parallel(dx, p.N * p.C * HW, T(0));
-  if (is_depthwise(p)) return depthwise_backward_data(dx, dy, w, p);
+  if (conv2d_is_depthwise(p)) return depthwise_backward_data(dx, dy, w, p);
   if (conv2d_direct_applies(p) && conv2d_algorithm() != ConvAlgorithm::im2col) {
     // Stride 1: dx is the direct convolution of dy with the flipped, transposed
     // weights, w'[g*Cg + c, o, kh, kw] = w[g*OCg + o, c, KH-1-kh, KW-1-kw], padded by
@@ -513,7 +414,7 @@ void conv2d_backward_weight(T* dw, T* db, const T* dy, const T* x, const Conv2dP
   }
   if (!dw || p.OC == 0) return;
   if (p.N == 0) return fill_parallel(dw, p.OC * Kg, T(0));
-  if (is_depthwise(p)) return depthwise_backward_weight(dw, dy, x, p);
+  if (conv2d_is_depthwise(p)) return depthwise_backward_weight(dw, dy, x, p);
   const GemmKernel<T>& kr = kernel_for<T>(active_kernels());
 
   // Reduction chunks over images: a function of the shape only (determinism).

@@ -20,6 +20,7 @@
 // folded into the positions; each tile accumulates in a private scratch
 // block, so writes are disjoint and the sum order is fixed by the shape.
 #include "ops/conv2d_direct.h"
+#include "ops/depthwise.h"
 
 #include <algorithm>
 #include <cstring>
@@ -33,7 +34,7 @@
 namespace fastconv {
 
 bool conv2d_direct_applies(const Conv2dParams& p) {
-  return p.stride_h == 1 && p.stride_w == 1 && !(p.G > 1 && p.Cg() == 1);
+  return p.stride_h == 1 && p.stride_w == 1 && !conv2d_is_depthwise(p);
 }
 
 namespace {
