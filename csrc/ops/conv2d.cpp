@@ -37,6 +37,7 @@
 #include "common/buffer.h"
 #include "common/check.h"
 #include "common/parallel.h"
+#include "common/reduce.h"
 #include "cpu/cpu.h"
 #include "gemm/driver.h"
 #include "gemm/gemm.h"
@@ -404,10 +405,7 @@ void conv2d_backward_weight(T* dw, T* db, const T* dy, const T* x, const Conv2dP
     parallel_for(p.OC, threads_for_flops(flops, p.OC), [&](int64_t o, int) {
       double acc = 0;
       for (int64_t n = 0; n < p.N; ++n) {
-        const T* src = dy + (n * p.OC + o) * P;
-        T s = 0;
-        for (int64_t q = 0; q < P; ++q) s += src[q];
-        acc += double(s);
+        acc += double(sum_lanes(dy + (n * p.OC + o) * P, P));
       }
       db[o] = T(acc);
     });

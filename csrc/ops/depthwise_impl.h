@@ -187,6 +187,46 @@ void dot_plane(T* __restrict out, const T* __restrict dy, const T* __restrict xp
     }
 }
 
+// 3x3, stride 1: all nine taps in one pass over dy, nine vector accumulators
+// in registers; rows of x are read at their three shifts.
+template <typename T>
+void dot_plane_3x3s1(T* __restrict out, const T* __restrict dy, const T* __restrict xp, const PlaneGeom& g) {
+  using V = Vec<T>;
+  constexpr int n = V::n;
+  typename V::type acc[9];
+  for (int t = 0; t < 9; ++t) acc[t] = V::splat(T(0));
+  T tail[9] = {};
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    const T* a = dy + oh * g.OW;
+    const T* r0 = xp + oh * g.sh * g.Wp;
+    const T* r1 = r0 + g.dh * g.Wp;
+    const T* r2 = r1 + g.dh * g.Wp;
+    int64_t ow = 0;
+    for (; ow + n <= g.OW; ow += n) {
+      const typename V::type av = V::load(a + ow);
+#pragma GCC unroll 3
+      for (int kw = 0; kw < 3; ++kw) {
+        acc[kw] += av * V::load(r0 + ow + kw * g.dw);
+        acc[3 + kw] += av * V::load(r1 + ow + kw * g.dw);
+        acc[6 + kw] += av * V::load(r2 + ow + kw * g.dw);
+      }
+    }
+    for (; ow < g.OW; ++ow)
+      for (int kw = 0; kw < 3; ++kw) {
+        tail[kw] += a[ow] * r0[ow + kw * g.dw];
+        tail[3 + kw] += a[ow] * r1[ow + kw * g.dw];
+        tail[6 + kw] += a[ow] * r2[ow + kw * g.dw];
+      }
+  }
+  for (int t = 0; t < 9; ++t) {
+    T lane[n];
+    V::store(lane, acc[t]);
+    for (int width = n / 2; width >= 1; width /= 2)
+      for (int l = 0; l < width; ++l) lane[l] += lane[l + width];
+    out[t] += lane[0] + tail[t];
+  }
+}
+
 PlaneGeom forward_geom(const Conv2dParams& p) {
   PlaneGeom g{p.OH, p.OW, p.KH, p.KW, p.stride_h, p.stride_w, p.dil_h, p.dil_w, 0, 0};
   g.Hp = (p.OH - 1) * p.stride_h + (p.KH - 1) * p.dil_h + 1;
@@ -282,7 +322,10 @@ void backward_weight(T* dw, const T* dy, const T* x, const Conv2dParams& p) {
     std::fill(out, out + KK, T(0));
     for (int64_t n = 0; n < p.N; ++n) {
       pad_plane(xp, x + (n * p.C + c) * HW, p.H, p.W, p.pad_t, p.pad_l, g.Hp, g.Wp);
-      dot_plane(out, dy + (n * p.OC + o) * P, xp, g);
+      if (p.KH == 3 && p.KW == 3 && p.stride_w == 1)
+        dot_plane_3x3s1(out, dy + (n * p.OC + o) * P, xp, g);
+      else
+        dot_plane(out, dy + (n * p.OC + o) * P, xp, g);
     }
   });
 }
