@@ -29,11 +29,19 @@ using UKernelOffFn = void (*)(int64_t kc, const T* a, const T* b, const int64_t*
 template <typename T>
 using GemvFn = void (*)(int64_t n, int64_t k, const T* w, int64_t ldw, const T* x, T* y);
 
+// Inner-product tile for reductions along contiguous rows (stride-1 weight
+// gradients): out[i*3 + j] = sum_{l < len} a[i][l] * b[j][l], i < 4, j < 3.
+// Lanes accumulate l = lane (mod width) in order, then a fixed tree, then the
+// tail: the order is fixed by len alone.
+template <typename T>
+using Dot4x3Fn = void (*)(int64_t len, const T* const* a, const T* const* b, T* out);
+
 template <typename T>
 struct GemmKernel {
   UKernelFn<T> ukernel;
   UKernelOffFn<T> ukernel_off;
   GemvFn<T> gemv;
+  Dot4x3Fn<T> dot4x3;
   int mr, nr;       // register tile
   int kc, mc, nc;   // cache blocks: kc*nr panel of B in L1, mc*kc block of A in L2
   const char* name; // e.g. "sgemm_ukernel_6x16__avx2"

@@ -79,5 +79,25 @@ void gemv(int64_t n, int64_t k, const T* __restrict w, int64_t ldw, const T* __r
   }
 }
 
+// out[i*3 + j] = sum_l a[i][l] * b[j][l] with LANES partial sums per output.
+template <typename T, int LANES>
+void dot4x3(int64_t len, const T* const* a, const T* const* b, T* out) {
+  T acc[12][LANES];
+  for (int t = 0; t < 12; ++t)
+    for (int l = 0; l < LANES; ++l) acc[t][l] = T(0);
+  int64_t i = 0;
+  for (; i + LANES <= len; i += LANES)
+    for (int r = 0; r < 4; ++r)
+      for (int c = 0; c < 3; ++c)
+        for (int l = 0; l < LANES; ++l) acc[r * 3 + c][l] += a[r][i + l] * b[c][i + l];
+  for (int t = 0; t < 12; ++t) {
+    for (int width = LANES / 2; width >= 1; width /= 2)
+      for (int l = 0; l < width; ++l) acc[t][l] += acc[t][l + width];
+    T tail = 0;
+    for (int64_t q = i; q < len; ++q) tail += a[t / 3][q] * b[t % 3][q];
+    out[t] = acc[t][0] + tail;
+  }
+}
+
 }  // namespace ref
 }  // namespace fastconv

@@ -26,10 +26,17 @@ void dgemv__scalar(int64_t n, int64_t k, const double* w, int64_t ldw, const dou
   ref::gemv<double, 4>(n, k, w, ldw, x, y);
 }
 
+void sdot4x3__scalar(int64_t len, const float* const* a, const float* const* b, float* out) {
+  ref::dot4x3<float, 8>(len, a, b, out);
+}
+void ddot4x3__scalar(int64_t len, const double* const* a, const double* const* b, double* out) {
+  ref::dot4x3<double, 4>(len, a, b, out);
+}
+
 const KernelTable kScalar = {
     "scalar",
-    {sgemm_ukernel_4x8__scalar, sgemm_ukernel_off_4x8__scalar, sgemv__scalar, 4, 8, 256, 128, 2048, "sgemm_ukernel_4x8__scalar"},
-    {dgemm_ukernel_4x4__scalar, dgemm_ukernel_off_4x4__scalar, dgemv__scalar, 4, 4, 256, 64, 2048, "dgemm_ukernel_4x4__scalar"},
+    {sgemm_ukernel_4x8__scalar, sgemm_ukernel_off_4x8__scalar, sgemv__scalar, sdot4x3__scalar, 4, 8, 256, 128, 2048, "sgemm_ukernel_4x8__scalar"},
+    {dgemm_ukernel_4x4__scalar, dgemm_ukernel_off_4x4__scalar, dgemv__scalar, ddot4x3__scalar, 4, 4, 256, 64, 2048, "dgemm_ukernel_4x4__scalar"},
 };
 }  // namespace
 

@@ -415,12 +415,15 @@ void conv2d_backward_weight(T* dw, T* db, const T* dy, const T* x, const Conv2dP
   if (conv2d_is_depthwise(p)) return depthwise_backward_weight(dw, dy, x, p);
   const GemmKernel<T>& kr = kernel_for<T>(active_kernels());
 
-  // Reduction chunks over images: a function of the shape only (determinism).
+  // Inner products along the Wp pitch win when each image gives long rows to
+  // reduce over (>= ~1k positions) or the reduction K is too short for the
+  // packed GEMM to amortise its packing; measured on the benchmark layers.
+  const bool long_rows = p.OH * (p.OW + p.dil_w * (p.KW - 1)) >= 1024;
+  if (conv2d_direct_applies(p) && conv2d_algorithm() != ConvAlgorithm::im2col && (long_rows || Kg <= 160))
+    return conv2d_direct_backward_weight(dw, dy, x, p);
+
   const int64_t dw_size = p.OC * Kg;
-  int64_t R = std::min<int64_t>(p.N, 8);
-  R = std::max<int64_t>(1, std::min<int64_t>(R, (int64_t(1) << 24) / std::max<int64_t>(1, dw_size)));
-  const int64_t per = ceil_div(p.N, R);
-  R = ceil_div(p.N, per);
+  const int64_t R = weight_grad_chunks(p.N, dw_size), per = ceil_div(p.N, R);
   Buffer<T> partial(R > 1 ? checked_mul(R, dw_size, "conv2d weight-gradient partial sums") : 0);
 
   const TileSplit s = split_tiles(OCg, Kg, kr.mr, kr.nr, kr.nc, p.G * R, num_threads());
@@ -446,18 +449,29 @@ void conv2d_backward_weight(T* dw, T* db, const T* dy, const T* x, const Conv2dP
     gemm_macro(kr, i0, i1, j0, j1, (n1 - n0) * P, ap, bp, cm, buf, buf + sa);
   });
 
-  if (R > 1) {  // sum the partials in chunk order
-    const int64_t chunk = 1 << 14, ntask = ceil_div(dw_size, chunk);
-    parallel_for(ntask, threads_for_flops(double(R) * dw_size, ntask), [&](int64_t t, int) {
-      const int64_t b = t * chunk, e = std::min(dw_size, b + chunk);
-      for (int64_t i = b; i < e; ++i) {
-        T acc = partial[i];
-        for (int64_t rr = 1; rr < R; ++rr) acc += partial[rr * dw_size + i];
-        dw[i] = acc;
-      }
-    });
-  }
+  if (R > 1) sum_partials(dw, partial.data(), R, dw_size);
 }
+
+int64_t weight_grad_chunks(int64_t N, int64_t dw_size) {
+  int64_t R = std::min<int64_t>(N, 8);
+  R = std::max<int64_t>(1, std::min<int64_t>(R, (int64_t(1) << 24) / std::max<int64_t>(1, dw_size)));
+  return ceil_div(N, ceil_div(std::max<int64_t>(N, 1), R));
+}
+
+template <typename T>
+void sum_partials(T* dw, const T* partial, int64_t R, int64_t size) {
+  const int64_t chunk = 1 << 14, ntask = ceil_div(size, chunk);
+  parallel_for(ntask, threads_for_flops(double(R) * size, ntask), [&](int64_t t, int) {
+    const int64_t b = t * chunk, e = std::min(size, b + chunk);
+    for (int64_t i = b; i < e; ++i) {
+      T acc = partial[i];
+      for (int64_t rr = 1; rr < R; ++rr) acc += partial[rr * size + i];
+      dw[i] = acc;
+    }
+  });
+}
+template void sum_partials<float>(float*, const float*, int64_t, int64_t);
+template void sum_partials<double>(double*, const double*, int64_t, int64_t);
 
 #define FASTCONV_INSTANTIATE(T)                                                                  \
   template void conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dParams&);        \

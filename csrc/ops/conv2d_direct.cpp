@@ -231,6 +231,101 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   });
 }
 
+// Weight gradient, stride 1, as inner products along the same Wp pitch:
+//   dW_g[o, k] = sum_n sum_j dyw[n, g*OCg + o, j] * Xp[n, g*Cg][off[k] + j]
+// dyw is dy laid out on the Wp pitch with zeros in the junk columns (dy itself
+// when there are none). 4x3 output tiles (dot4x3 kernel) over position blocks
+// short enough that the block of Xp rows stays in L2 while every output row
+// tile passes over it. The reduction over images is cut into chunks fixed by
+// the shape (as in conv2d.cpp), each into its own partial dW.
+template <typename T>
+void conv2d_direct_backward_weight(T* dw, const T* dy, const T* x, const Conv2dParams& p) {
+  const GemmKernel<T>& kr = kernel_for<T>(active_kernels());
+  const int64_t M = p.OCg(), K = p.Kg(), Cg = p.Cg();
+  const int64_t Hp = p.OH + p.dil_h * (p.KH - 1), Wp = p.OW + p.dil_w * (p.KW - 1), plane = Hp * Wp;
+  const int64_t Jimg = p.OH * Wp;
+  const bool in_place = p.pad_t == 0 && p.pad_b == 0 && p.pad_l == 0 && p.pad_r == 0;
+
+  Buffer<T> padded;
+  const T* X = x;
+  if (!in_place) {
+    padded.reset(checked_add(checked_mul(checked_mul(p.N, p.C, "conv2d padded input"), plane, "conv2d padded input"),
+                             kr.nr + Wp, "conv2d padded input"),
+                 "conv2d padded input");
+    build_padded(padded.data(), x, p, Hp, Wp, kr.nr + Wp);
+    X = padded.data();
+  }
+  Buffer<T> wide;
+  const T* DY = dy;
+  if (Wp != p.OW) {  // dy on the Wp pitch, zeros in the junk columns
+    const int64_t rows = checked_mul(p.N, p.OC, "conv2d output gradient");
+    wide.reset(checked_mul(rows, Jimg, "conv2d output gradient"), "conv2d output gradient");
+    parallel_for(rows, threads_for_flops(double(rows) * Jimg, rows), [&](int64_t r, int) {
+      for (int64_t oh = 0; oh < p.OH; ++oh) {
+        T* d = wide.data() + r * Jimg + oh * Wp;
+        std::memcpy(d, dy + r * p.P() + oh * p.OW, sizeof(T) * p.OW);
+        std::fill(d + p.OW, d + Wp, T(0));
+      }
+    });
+    DY = wide.data();
+  }
+
+  std::vector<int64_t> offs(static_cast<size_t>(K));
+  for (int64_t c = 0, k = 0; c < Cg; ++c)
+    for (int64_t kh = 0; kh < p.KH; ++kh)
+      for (int64_t kw = 0; kw < p.KW; ++kw) offs[size_t(k++)] = c * plane + kh * p.dil_h * Wp + kw * p.dil_w;
+
+  const int64_t dw_size = p.OC * K;
+  const int64_t R = weight_grad_chunks(p.N, dw_size), per = ceil_div(p.N, R);
+  Buffer<T> partial(R > 1 ? checked_mul(R, dw_size, "conv2d weight-gradient partial sums") : 0);
+
+  const int64_t otiles = ceil_div(M, 4);
+  const int nthr = num_threads();
+  int64_t parts = std::min<int64_t>(otiles, std::max<int64_t>(1, ceil_div(4 * int64_t(nthr), R * p.G)));
+  const int64_t oblk = ceil_div(otiles, parts) * 4;
+  parts = ceil_div(M, oblk);
+  const int64_t tasks = R * p.G * parts;
+  const int nt = threads_for_flops(2.0 * double(p.N) * p.OC * K * p.P(), tasks);
+  // Position block: the whole image while its Xp block (Cg planes) fits in
+  // L2, else a slice of it that does.
+  const int64_t l2_elems = (int64_t(512) << 10) / int64_t(sizeof(T));
+  const int64_t JB = Cg * plane <= l2_elems ? Jimg : std::max<int64_t>(256, Jimg * l2_elems / (Cg * plane)) / 8 * 8;
+  Buffer<T> zeros(JB);
+  zeros.zero();
+
+  parallel_for(tasks, nt, [&](int64_t t, int) {
+    const int64_t g = t % p.G, rest = t / p.G;
+    const int64_t r = rest % R, part = rest / R;
+    const int64_t o0 = part * oblk, o1 = std::min(M, o0 + oblk);
+    const int64_t n0 = r * per, n1 = std::min(p.N, n0 + per);
+    T* out = (R > 1 ? partial.data() + r * dw_size : dw) + g * M * K;
+    std::fill(out + o0 * K, out + o1 * K, T(0));
+    for (int64_t n = n0; n < n1; ++n) {
+      const T* xg = X + (n * p.C + g * Cg) * plane;
+      const T* dyg = DY + (n * p.OC + g * M) * Jimg;
+      for (int64_t jb = 0; jb < Jimg; jb += JB) {
+        const int64_t len = std::min(JB, Jimg - jb);
+        for (int64_t o = o0; o < o1; o += 4) {
+          const T* a[4];
+          for (int i = 0; i < 4; ++i) a[i] = o + i < o1 ? dyg + (o + i) * Jimg + jb : zeros.data();
+          for (int64_t k = 0; k < K; k += 3) {
+            const T* bp[3];
+            for (int j = 0; j < 3; ++j) bp[j] = xg + offs[size_t(std::min(k + j, K - 1))] + jb;
+            T res[12];
+            kr.dot4x3(len, a, bp, res);
+            for (int i = 0; i < 4 && o + i < o1; ++i)
+              for (int j = 0; j < 3 && k + j < K; ++j) out[(o + i) * K + k + j] += res[i * 3 + j];
+          }
+        }
+      }
+    }
+  });
+  if (R > 1) sum_partials(dw, partial.data(), R, dw_size);
+}
+
+template void conv2d_direct_backward_weight<float>(float*, const float*, const float*, const Conv2dParams&);
+template void conv2d_direct_backward_weight<double>(double*, const double*, const double*, const Conv2dParams&);
+
 template void conv2d_direct_forward<float>(float*, const float*, const float*, const float*, const Conv2dParams&);
 template void conv2d_direct_forward<double>(double*, const double*, const double*, const double*,
                                             const Conv2dParams&);

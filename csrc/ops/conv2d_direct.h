@@ -13,4 +13,15 @@ bool conv2d_direct_applies(const Conv2dParams& p);
 template <typename T>
 void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2dParams& p);
 
+// dy (N,OC,OH,OW), x (N,C,H,W) -> dw (OC,C/G,KH,KW)
+template <typename T>
+void conv2d_direct_backward_weight(T* dw, const T* dy, const T* x, const Conv2dParams& p);
+
+// Reduction chunks over images for weight gradients: set by the shape only,
+// never the thread count, so results are bitwise reproducible.
+int64_t weight_grad_chunks(int64_t N, int64_t dw_size);
+// dw[i] = sum_r partial[r*size + i] in chunk order
+template <typename T>
+void sum_partials(T* dw, const T* partial, int64_t R, int64_t size);
+
 }  // namespace fastconv
