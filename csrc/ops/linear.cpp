@@ -5,10 +5,12 @@
 //   db[o]    = sum_b dy[b, o]
 //
 // Layouts: x (B, IN), w (OUT, IN), y / dy (B, OUT), C-contiguous.
-// All three products are the blocked GEMM of gemm/ (w^T and dy^T are read
-// through strides by the packers, never transposed in memory). At B == 1 the
-// forward pass is a matrix-vector product bound by reading w once, so it uses
-// the ISA's dot-product kernel over row blocks of w, one block per thread.
+// Forward: x and w are both contiguous along the reduction, so y is built
+// from 4x3 inner-product tiles (no packing); at B == 1 it is a matrix-vector
+// product bound by reading w once (the ISA's dot-product kernel over row
+// blocks of w, one block per thread). The backward products reduce over OUT
+// and B, along which one operand is strided: the blocked GEMM of gemm/ (w^T
+// and dy^T are read through strides by the packers, never transposed in memory).
 #include "ops/linear.h"
 
 #include <algorithm>
@@ -57,8 +59,45 @@ void linear_forward(T* y, const T* x, const T* w, const T* b, const LinearParams
     });
     return;
   }
-  // Y (B x OUT) = X (B x IN) * W^T
-  gemm<T>(p.B, p.OUT, p.IN, x, p.IN, 1, w, 1, p.IN, y, p.OUT, nullptr, b);
+  if (p.IN == 0) {
+    // Y (B x OUT) = X (B x IN) * W^T  (IN == 0: bias or zeros)
+    gemm<T>(p.B, p.OUT, p.IN, x, p.IN, 1, w, 1, p.IN, y, p.OUT, nullptr, b);
+    return;
+  }
+  // Both operands are contiguous along the reduction: 4x3 inner-product tiles,
+  // no packing. The reduction is cut into slices whose block of x (B x JB)
+  // stays in L2 while the rows of w stream past once; each task owns a range
+  // of output features (disjoint rows of w and columns of y).
+  const int64_t JB = std::min(p.IN, std::max<int64_t>(256, (int64_t(1) << 16) / std::max<int64_t>(p.B, 1)) / 8 * 8);
+  const int64_t otiles = ceil_div(p.OUT, 3);
+  const int64_t tasks = std::min<int64_t>(otiles, 8 * int64_t(num_threads()));
+  const int nt = threads_for_flops(2.0 * double(p.B) * p.OUT * p.IN, tasks);
+  parallel_for(tasks, nt, [&](int64_t t, int) {
+    int64_t tb, te;
+    split_range(otiles, tasks, t, tb, te);
+    const int64_t o0 = tb * 3, o1 = std::min(p.OUT, te * 3);
+    for (int64_t jb = 0; jb < p.IN; jb += JB) {
+      const int64_t len = std::min(JB, p.IN - jb);
+      for (int64_t o = o0; o < o1; o += 3) {
+        const T* wr[3];
+        for (int j = 0; j < 3; ++j) wr[j] = w + std::min(o + j, o1 - 1) * p.IN + jb;
+        for (int64_t r = 0; r < p.B; r += 4) {
+          const T* xr[4];
+          for (int i = 0; i < 4; ++i) xr[i] = x + std::min(r + i, p.B - 1) * p.IN + jb;
+          T res[12];
+          kr.dot4x3(len, xr, wr, res);
+          for (int i = 0; i < 4 && r + i < p.B; ++i)
+            for (int j = 0; j < 3 && o + j < o1; ++j) {
+              T& dst = y[(r + i) * p.OUT + o + j];
+              dst = jb == 0 ? res[i * 3 + j] : dst + res[i * 3 + j];
+            }
+        }
+      }
+    }
+    if (b)
+      for (int64_t r = 0; r < p.B; ++r)
+        for (int64_t o = o0; o < o1; ++o) y[r * p.OUT + o] += b[o];
+  });
 }
 
 template <typename T>
