@@ -15,8 +15,14 @@ import numpy as np
 _INT_LIMIT = 2**62  # anything larger cannot be a real size or option
 
 
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+
+
 def to_array(x, name: str, op: str) -> np.ndarray:
     """``x`` as an ndarray (Tensors give their data), dtype not yet settled."""
+    if type(x) is np.ndarray:
+        return x
     data = getattr(x, "_fastconv_data", None)
     if data is not None:
         x = data()
@@ -30,7 +36,10 @@ def to_array(x, name: str, op: str) -> np.ndarray:
 
 def float_dtype(a: np.ndarray, name: str, op: str) -> np.dtype:
     """The float dtype ``a`` computes in, per the policy above."""
-    kind = a.dtype.kind
+    dt = a.dtype
+    if dt is _F32 or dt is _F64:
+        return dt
+    kind = dt.kind
     if kind == "f":
         if a.dtype.itemsize == 8:
             return np.dtype(np.float64)
@@ -45,21 +54,24 @@ def float_dtype(a: np.ndarray, name: str, op: str) -> np.dtype:
 
 
 def common_float_dtype(arrays, names, op: str) -> np.dtype:
-    dt = np.dtype(np.float32)
+    dt = _F32
     for a, n in zip(arrays, names):
-        if a is not None and float_dtype(a, n, op) == np.float64:
-            dt = np.dtype(np.float64)
+        if a is not None and float_dtype(a, n, op) is _F64:
+            dt = _F64
     return dt
 
 
 def contiguous(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """C-contiguous, aligned, native-endian ``dtype`` (a copy only if needed)."""
-    if a.dtype == dtype and a.flags.c_contiguous and a.flags.aligned:
+    flags = a.flags
+    if a.dtype == dtype and flags.c_contiguous and flags.aligned:
         return a
     return np.array(a, dtype=dtype, order="C", copy=True)
 
 
 def as_int(v, name: str, op: str) -> int:
+    if type(v) is int and -_INT_LIMIT <= v <= _INT_LIMIT:
+        return v
     if isinstance(v, (bool, np.bool_)):
         raise TypeError(f"{op}: {name} must be an int, got bool {v!r}")
     if isinstance(v, numbers.Integral) or hasattr(v, "__index__"):
@@ -76,6 +88,8 @@ def as_int(v, name: str, op: str) -> int:
 
 def as_pair(v, name: str, op: str) -> tuple[int, int]:
     """int -> (v, v); a sequence of two ints -> tuple."""
+    if type(v) is int and -_INT_LIMIT <= v <= _INT_LIMIT:
+        return v, v
     if isinstance(v, (tuple, list, np.ndarray)):
         seq = list(np.asarray(v).ravel()) if isinstance(v, np.ndarray) else list(v)
         if len(seq) == 1:
