@@ -6,6 +6,18 @@ layer is built on them).
 """
 
 from ._conv import conv2d, conv2d_backward, linear, linear_backward
+from ._pool import (
+    adaptive_avg_pool2d,
+    adaptive_avg_pool2d_backward,
+    adaptive_max_pool2d,
+    adaptive_max_pool2d_backward,
+    avg_pool2d,
+    avg_pool2d_backward,
+    max_pool2d,
+    max_pool2d_backward,
+    max_unpool2d,
+    max_unpool2d_backward,
+)
 from ._elementwise import (
     batch_norm,
     batch_norm_backward,
@@ -38,6 +50,16 @@ __all__ = [
     "conv2d_backward",
     "linear",
     "linear_backward",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool2d_backward",
+    "max_unpool2d",
+    "max_unpool2d_backward",
     "relu",
     "relu_backward",
     "leaky_relu",

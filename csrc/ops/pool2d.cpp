@@ -1,0 +1,387 @@
+// 2-D pooling, forward and backward.
+//
+//   max:      y[n,c,oh,ow] = max_{kh,kw} x[n,c, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw]   (in-bounds taps)
+//             ind = argmax as h*W + w; scan order (kh, kw); ties keep the first, a NaN wins
+//             (the last NaN), as PyTorch.  dx[n,c,ind] += dy.
+//   avg:      y = sum over the window's in-bounds taps / divisor, divisor = divisor_override,
+//             else the window clipped to the padded input (count_include_pad), else its
+//             in-bounds part.  dx[taps] += dy / divisor.
+//   adaptive: window i of OH covers rows [floor(i*H/OH), ceil((i+1)*H/OH)), likewise columns.
+//   unpool:   y[n,c,ind[n,c,h,w]] = x[n,c,h,w] (zeros elsewhere); dx[n,c,h,w] = dy[n,c,ind].
+//
+// Layouts NCHW, C-contiguous; indices int64 per plane. Memory-bound: one pass
+// over each plane, parallel over the N*C planes (each owned by one thread, so
+// the scatter of the backward passes needs no atomics and has a fixed order).
+// Output rows are built whole: for each window tap the in-bounds run of output
+// columns is updated with branch-free selects the compiler can vectorise.
+#include "ops/pool2d.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "common/check.h"
+#include "common/parallel.h"
+#include "gemm/gemm.h"
+#include "ops/im2col.h"
+
+namespace fastconv {
+
+namespace {
+
+int64_t pooled_size(int64_t in, int64_t k, int64_t pad, int64_t stride, int64_t dil, bool ceil_mode) {
+  const int64_t num = in + 2 * pad - dil * (k - 1) - 1 + (ceil_mode ? stride - 1 : 0);
+  int64_t out = (num >= 0 ? num / stride : -((-num + stride - 1) / stride)) + 1;  // floor division
+  // the last window must start inside the input or the left padding
+  if (ceil_mode && (out - 1) * stride >= in + pad) --out;
+  return out;
+}
+
+void check_shape4(const char* op, const std::vector<int64_t>& xs) {
+  if (xs.size() != 4) value_error(op, ": input must be 4-D (N, C, H, W), got shape ", shape_str(xs));
+  for (int64_t d : xs)
+    if (d < 0) value_error(op, ": negative dimension in input shape ", shape_str(xs));
+  if (xs[1] == 0 || xs[2] == 0 || xs[3] == 0)
+    value_error(op, ": input must have non-zero channels, height and width, got shape ", shape_str(xs));
+}
+
+}  // namespace
+
+Pool2dParams make_pool2d_params(const char* op, const std::vector<int64_t>& xs, int64_t KH, int64_t KW, int64_t sh,
+                                int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, bool ceil_mode,
+                                bool count_include_pad, int64_t divisor) {
+  check_shape4(op, xs);
+  if (KH < 1 || KW < 1) value_error(op, ": kernel_size must be positive, got (", KH, ", ", KW, ")");
+  if (sh < 1 || sw < 1) value_error(op, ": stride must be positive, got (", sh, ", ", sw, ")");
+  if (dh < 1 || dw < 1) value_error(op, ": dilation must be positive, got (", dh, ", ", dw, ")");
+  if (ph < 0 || pw < 0) value_error(op, ": padding must be non-negative, got (", ph, ", ", pw, ")");
+  if (KH > (int64_t(1) << 31) || KW > (int64_t(1) << 31) || dh > (int64_t(1) << 31) || dw > (int64_t(1) << 31))
+    value_error(op, ": kernel_size/dilation too large");
+  // PyTorch's rule (both max and average): pad <= kernel_size / 2
+  if (ph > KH / 2 || pw > KW / 2)
+    value_error(op, ": padding (", ph, ", ", pw, ") must be at most half of kernel_size (", KH, ", ", KW, ")");
+  if (divisor < 0) value_error(op, ": divisor_override must be positive, got ", divisor);
+  Pool2dParams p{};
+  p.N = xs[0]; p.C = xs[1]; p.H = xs[2]; p.W = xs[3];
+  p.KH = KH; p.KW = KW; p.sh = sh; p.sw = sw; p.ph = ph; p.pw = pw; p.dh = dh; p.dw = dw;
+  p.ceil_mode = ceil_mode;
+  p.count_include_pad = count_include_pad;
+  p.divisor = divisor;
+  p.OH = pooled_size(p.H, KH, ph, sh, dh, ceil_mode);
+  p.OW = pooled_size(p.W, KW, pw, sw, dw, ceil_mode);
+  if (p.OH < 1 || p.OW < 1)
+    value_error(op, ": output size is too small: input shape ", shape_str(xs), " with kernel (", KH, ", ", KW,
+                "), stride (", sh, ", ", sw, "), padding (", ph, ", ", pw, "), dilation (", dh, ", ", dw,
+                ") gives (", p.OH, ", ", p.OW, ")");
+  checked_numel({p.N, p.C, p.OH, p.OW}, op);
+  return p;
+}
+
+Pool2dParams make_adaptive_params(const char* op, const std::vector<int64_t>& xs, int64_t OH, int64_t OW) {
+  check_shape4(op, xs);
+  if (OH < 1 || OW < 1) value_error(op, ": output_size must be positive, got (", OH, ", ", OW, ")");
+  Pool2dParams p{};
+  p.N = xs[0]; p.C = xs[1]; p.H = xs[2]; p.W = xs[3];
+  p.OH = OH; p.OW = OW;
+  p.KH = p.KW = p.sh = p.sw = p.dh = p.dw = 1;
+  checked_numel({p.N, p.C, p.OH, p.OW}, op);
+  if (OH > (int64_t(1) << 40) || OW > (int64_t(1) << 40)) throw SizeError(cat(op, ": output_size too large"));
+  return p;
+}
+
+Pool2dParams make_unpool_params(const std::vector<int64_t>& xs, const std::vector<int64_t>& is, int64_t OH,
+                                int64_t OW) {
+  const char* op = "max_unpool2d";
+  if (xs.size() != 4) value_error(op, ": input must be 4-D (N, C, H, W), got shape ", shape_str(xs));
+  if (is != xs)
+    value_error(op, ": indices shape ", shape_str(is), " must equal the input shape ", shape_str(xs));
+  for (int64_t d : xs)
+    if (d < 0) value_error(op, ": negative dimension in input shape ", shape_str(xs));
+  if (OH < 1 || OW < 1) value_error(op, ": output size must be positive, got (", OH, ", ", OW, ")");
+  Pool2dParams p{};
+  p.N = xs[0]; p.C = xs[1]; p.H = xs[2]; p.W = xs[3];
+  p.OH = OH; p.OW = OW;
+  p.KH = p.KW = p.sh = p.sw = p.dh = p.dw = 1;
+  checked_numel({p.N, p.C, p.OH, p.OW}, op);
+  return p;
+}
+
+namespace {
+
+// Output columns [lo, hi) whose tap column ow*sw - pw + kw*dw is inside [0, W).
+inline void tap_cols(const Pool2dParams& p, int64_t kw, int64_t& lo, int64_t& hi, int64_t& off) {
+  off = kw * p.dw - p.pw;
+  lo = std::min(p.OW, first_at_least(0, p.sw, off));
+  hi = std::max(lo, std::min(p.OW, first_at_least(p.W, p.sw, off)));
+}
+
+// First in-bounds tap of a window starting at s (PyTorch's initial argmax).
+inline int64_t first_tap(int64_t s, int64_t dil) {
+  while (s < 0) s += dil;
+  return s;
+}
+
+template <typename T>
+void max_pool_plane(T* __restrict y, int64_t* __restrict ind, const T* __restrict x, const Pool2dParams& p,
+                    const int64_t* lo, const int64_t* hi, const int64_t* off) {
+  const T ninf = -std::numeric_limits<T>::infinity();
+  for (int64_t oh = 0; oh < p.OH; ++oh) {
+    T* yr = y + oh * p.OW;
+    int64_t* ir = ind + oh * p.OW;
+    const int64_t hs = oh * p.sh - p.ph;
+    const int64_t h0 = first_tap(hs, p.dh);
+    for (int64_t ow = 0; ow < p.OW; ++ow) {
+      yr[ow] = ninf;
+      ir[ow] = h0 * p.W + first_tap(ow * p.sw - p.pw, p.dw);
+    }
+    for (int64_t kh = 0; kh < p.KH; ++kh) {
+      const int64_t ih = hs + kh * p.dh;
+      if (ih < 0 || ih >= p.H) continue;
+      const T* xr = x + ih * p.W;
+      const int64_t rowbase = ih * p.W;
+      for (int64_t kw = 0; kw < p.KW; ++kw) {
+        const int64_t o = off[kw], sw = p.sw;
+        for (int64_t ow = lo[kw]; ow < hi[kw]; ++ow) {
+          const int64_t iw = ow * sw + o;
+          const T v = xr[iw];
+          const bool take = (v > yr[ow]) | (v != v);
+          yr[ow] = take ? v : yr[ow];
+          ir[ow] = take ? rowbase + iw : ir[ow];
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+void avg_pool_plane(T* __restrict y, const T* __restrict x, const Pool2dParams& p, const int64_t* lo,
+                    const int64_t* hi, const int64_t* off) {
+  for (int64_t oh = 0; oh < p.OH; ++oh) {
+    T* yr = y + oh * p.OW;
+    std::fill(yr, yr + p.OW, T(0));
+    const int64_t hs = oh * p.sh - p.ph;
+    for (int64_t kh = 0; kh < p.KH; ++kh) {
+      const int64_t ih = hs + kh;
+      if (ih < 0 || ih >= p.H) continue;
+      const T* xr = x + ih * p.W;
+      for (int64_t kw = 0; kw < p.KW; ++kw) {
+        const int64_t o = off[kw], sw = p.sw;
+        for (int64_t ow = lo[kw]; ow < hi[kw]; ++ow) yr[ow] += xr[ow * sw + o];
+      }
+    }
+    // divisors, PyTorch's rule
+    const int64_t he_pad = std::min(hs + p.KH, p.H + p.ph);
+    const int64_t rows_pad = he_pad - hs;
+    const int64_t rows_in = std::min(hs + p.KH, p.H) - std::max<int64_t>(hs, 0);
+    for (int64_t ow = 0; ow < p.OW; ++ow) {
+      const int64_t ws = ow * p.sw - p.pw;
+      int64_t div;
+      if (p.divisor) {
+        div = p.divisor;
+      } else if (p.count_include_pad) {
+        div = rows_pad * (std::min(ws + p.KW, p.W + p.pw) - ws);
+      } else {
+        div = rows_in * (std::min(ws + p.KW, p.W) - std::max<int64_t>(ws, 0));
+      }
+      yr[ow] = yr[ow] / T(div);
+    }
+  }
+}
+
+template <typename T>
+void avg_pool_plane_backward(T* __restrict dx, const T* __restrict dy, const Pool2dParams& p, const int64_t* lo,
+                             const int64_t* hi, const int64_t* off, T* __restrict scaled) {
+  std::fill(dx, dx + p.H * p.W, T(0));
+  for (int64_t oh = 0; oh < p.OH; ++oh) {
+    const T* gr = dy + oh * p.OW;
+    const int64_t hs = oh * p.sh - p.ph;
+    const int64_t rows_pad = std::min(hs + p.KH, p.H + p.ph) - hs;
+    const int64_t rows_in = std::min(hs + p.KH, p.H) - std::max<int64_t>(hs, 0);
+    for (int64_t ow = 0; ow < p.OW; ++ow) {
+      const int64_t ws = ow * p.sw - p.pw;
+      int64_t div;
+      if (p.divisor)
+        div = p.divisor;
+      else if (p.count_include_pad)
+        div = rows_pad * (std::min(ws + p.KW, p.W + p.pw) - ws);
+      else
+        div = rows_in * (std::min(ws + p.KW, p.W) - std::max<int64_t>(ws, 0));
+      scaled[ow] = gr[ow] / T(div);
+    }
+    for (int64_t kh = 0; kh < p.KH; ++kh) {
+      const int64_t ih = hs + kh;
+      if (ih < 0 || ih >= p.H) continue;
+      T* xr = dx + ih * p.W;
+      for (int64_t kw = 0; kw < p.KW; ++kw) {
+        const int64_t o = off[kw], sw = p.sw;
+        for (int64_t ow = lo[kw]; ow < hi[kw]; ++ow) xr[ow * sw + o] += scaled[ow];
+      }
+    }
+  }
+}
+
+inline int64_t ad_start(int64_t i, int64_t in, int64_t out) { return (i * in) / out; }
+inline int64_t ad_end(int64_t i, int64_t in, int64_t out) { return ((i + 1) * in + out - 1) / out; }
+
+double pool_work(const Pool2dParams& p) { return double(p.N) * p.C * (double(p.H) * p.W + double(p.OH) * p.OW); }
+
+}  // namespace
+
+template <typename T>
+void max_pool2d_forward(T* y, int64_t* ind, const T* x, const Pool2dParams& p) {
+  std::vector<int64_t> lo(size_t(p.KW)), hi(size_t(p.KW)), off(size_t(p.KW));
+  for (int64_t kw = 0; kw < p.KW; ++kw) tap_cols(p, kw, lo[size_t(kw)], hi[size_t(kw)], off[size_t(kw)]);
+  const int64_t HW = p.H * p.W, P = p.OH * p.OW;
+  parallel_for(p.planes(), threads_for_flops(pool_work(p) * p.KH * p.KW / 2, p.planes()), [&](int64_t t, int) {
+    max_pool_plane(y + t * P, ind + t * P, x + t * HW, p, lo.data(), hi.data(), off.data());
+  });
+}
+
+template <typename T>
+void max_pool2d_backward(T* dx, const T* dy, const int64_t* ind, const Pool2dParams& p) {
+  const int64_t HW = p.H * p.W, P = p.OH * p.OW;
+  parallel_for(p.planes(), threads_for_flops(pool_work(p), p.planes()), [&](int64_t t, int) {
+    T* d = dx + t * HW;
+    std::fill(d, d + HW, T(0));
+    const T* g = dy + t * P;
+    const int64_t* ip = ind + t * P;
+    for (int64_t i = 0; i < P; ++i) {
+      const int64_t k = ip[i];
+      if (k >= 0 && k < HW) d[k] += g[i];  // an all-padding window points nowhere
+    }
+  });
+}
+
+template <typename T>
+void avg_pool2d_forward(T* y, const T* x, const Pool2dParams& p) {
+  std::vector<int64_t> lo(size_t(p.KW)), hi(size_t(p.KW)), off(size_t(p.KW));
+  for (int64_t kw = 0; kw < p.KW; ++kw) tap_cols(p, kw, lo[size_t(kw)], hi[size_t(kw)], off[size_t(kw)]);
+  const int64_t HW = p.H * p.W, P = p.OH * p.OW;
+  parallel_for(p.planes(), threads_for_flops(pool_work(p) * p.KH * p.KW / 2, p.planes()), [&](int64_t t, int) {
+    avg_pool_plane(y + t * P, x + t * HW, p, lo.data(), hi.data(), off.data());
+  });
+}
+
+template <typename T>
+void avg_pool2d_backward(T* dx, const T* dy, const Pool2dParams& p) {
+  std::vector<int64_t> lo(size_t(p.KW)), hi(size_t(p.KW)), off(size_t(p.KW));
+  for (int64_t kw = 0; kw < p.KW; ++kw) tap_cols(p, kw, lo[size_t(kw)], hi[size_t(kw)], off[size_t(kw)]);
+  const int64_t HW = p.H * p.W, P = p.OH * p.OW;
+  const int nt = threads_for_flops(pool_work(p) * p.KH * p.KW / 2, p.planes());
+  std::vector<T> scratch(size_t(nt) * size_t(p.OW));
+  parallel_for(p.planes(), nt, [&](int64_t t, int tid) {
+    avg_pool_plane_backward(dx + t * HW, dy + t * P, p, lo.data(), hi.data(), off.data(),
+                            scratch.data() + size_t(tid) * size_t(p.OW));
+  });
+}
+
+template <typename T>
+void adaptive_avg_pool2d_forward(T* y, const T* x, const Pool2dParams& p) {
+  const int64_t HW = p.H * p.W, P = p.OH * p.OW;
+  parallel_for(p.planes(), threads_for_flops(pool_work(p), p.planes()), [&](int64_t t, int) {
+    const T* xp = x + t * HW;
+    T* yp = y + t * P;
+    for (int64_t oh = 0; oh < p.OH; ++oh) {
+      const int64_t h0 = ad_start(oh, p.H, p.OH), h1 = ad_end(oh, p.H, p.OH);
+      for (int64_t ow = 0; ow < p.OW; ++ow) {
+        const int64_t w0 = ad_start(ow, p.W, p.OW), w1 = ad_end(ow, p.W, p.OW);
+        T s = 0;
+        for (int64_t h = h0; h < h1; ++h)
+          for (int64_t w = w0; w < w1; ++w) s += xp[h * p.W + w];
+        yp[oh * p.OW + ow] = s / T((h1 - h0) * (w1 - w0));
+      }
+    }
+  });
+}
+
+template <typename T>
+void adaptive_avg_pool2d_backward(T* dx, const T* dy, const Pool2dParams& p) {
+  const int64_t HW = p.H * p.W, P = p.OH * p.OW;
+  parallel_for(p.planes(), threads_for_flops(pool_work(p), p.planes()), [&](int64_t t, int) {
+    T* dp = dx + t * HW;
+    const T* gp = dy + t * P;
+    std::fill(dp, dp + HW, T(0));
+    for (int64_t oh = 0; oh < p.OH; ++oh) {
+      const int64_t h0 = ad_start(oh, p.H, p.OH), h1 = ad_end(oh, p.H, p.OH);
+      for (int64_t ow = 0; ow < p.OW; ++ow) {
+        const int64_t w0 = ad_start(ow, p.W, p.OW), w1 = ad_end(ow, p.W, p.OW);
+        const T g = gp[oh * p.OW + ow] / T((h1 - h0) * (w1 - w0));
+        for (int64_t h = h0; h < h1; ++h)
+          for (int64_t w = w0; w < w1; ++w) dp[h * p.W + w] += g;
+      }
+    }
+  });
+}
+
+template <typename T>
+void adaptive_max_pool2d_forward(T* y, int64_t* ind, const T* x, const Pool2dParams& p) {
+  const int64_t HW = p.H * p.W, P = p.OH * p.OW;
+  parallel_for(p.planes(), threads_for_flops(pool_work(p), p.planes()), [&](int64_t t, int) {
+    const T* xp = x + t * HW;
+    for (int64_t oh = 0; oh < p.OH; ++oh) {
+      const int64_t h0 = ad_start(oh, p.H, p.OH), h1 = ad_end(oh, p.H, p.OH);
+      for (int64_t ow = 0; ow < p.OW; ++ow) {
+        const int64_t w0 = ad_start(ow, p.W, p.OW), w1 = ad_end(ow, p.W, p.OW);
+        T best = -std::numeric_limits<T>::infinity();
+        int64_t bi = h0 * p.W + w0;
+        for (int64_t h = h0; h < h1; ++h)
+          for (int64_t w = w0; w < w1; ++w) {
+            const T v = xp[h * p.W + w];
+            if (v > best || v != v) {
+              best = v;
+              bi = h * p.W + w;
+            }
+          }
+        y[t * P + oh * p.OW + ow] = best;
+        ind[t * P + oh * p.OW + ow] = bi;
+      }
+    }
+  });
+}
+
+template <typename T>
+bool max_unpool2d_forward(T* y, const T* x, const int64_t* ind, const Pool2dParams& p) {
+  const int64_t HW = p.H * p.W, P = p.OH * p.OW, total = p.planes() * HW;
+  for (int64_t i = 0; i < total; ++i)  // validate every index before writing anything
+    if (ind[i] < 0 || ind[i] >= P) return false;
+  parallel_for(p.planes(), threads_for_flops(pool_work(p), p.planes()), [&](int64_t t, int) {
+    T* yp = y + t * P;
+    std::fill(yp, yp + P, T(0));
+    const T* xp = x + t * HW;
+    const int64_t* ip = ind + t * HW;
+    for (int64_t i = 0; i < HW; ++i) yp[ip[i]] = xp[i];
+  });
+  return true;
+}
+
+template <typename T>
+bool max_unpool2d_backward(T* dx, const T* dy, const int64_t* ind, const Pool2dParams& p) {
+  const int64_t HW = p.H * p.W, P = p.OH * p.OW, total = p.planes() * HW;
+  for (int64_t i = 0; i < total; ++i)
+    if (ind[i] < 0 || ind[i] >= P) return false;
+  parallel_for(p.planes(), threads_for_flops(pool_work(p), p.planes()), [&](int64_t t, int) {
+    const T* gp = dy + t * P;
+    const int64_t* ip = ind + t * HW;
+    T* dp = dx + t * HW;
+    for (int64_t i = 0; i < HW; ++i) dp[i] = gp[ip[i]];
+  });
+  return true;
+}
+
+#define FASTCONV_INSTANTIATE(T)                                                                 \
+  template void max_pool2d_forward<T>(T*, int64_t*, const T*, const Pool2dParams&);             \
+  template void max_pool2d_backward<T>(T*, const T*, const int64_t*, const Pool2dParams&);      \
+  template void avg_pool2d_forward<T>(T*, const T*, const Pool2dParams&);                       \
+  template void avg_pool2d_backward<T>(T*, const T*, const Pool2dParams&);                      \
+  template void adaptive_avg_pool2d_forward<T>(T*, const T*, const Pool2dParams&);              \
+  template void adaptive_avg_pool2d_backward<T>(T*, const T*, const Pool2dParams&);             \
+  template void adaptive_max_pool2d_forward<T>(T*, int64_t*, const T*, const Pool2dParams&);    \
+  template bool max_unpool2d_forward<T>(T*, const T*, const int64_t*, const Pool2dParams&);     \
+  template bool max_unpool2d_backward<T>(T*, const T*, const int64_t*, const Pool2dParams&);
+FASTCONV_INSTANTIATE(float)
+FASTCONV_INSTANTIATE(double)
+#undef FASTCONV_INSTANTIATE
+
+}  // namespace fastconv

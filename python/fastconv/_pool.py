@@ -1,0 +1,226 @@
+"""Pooling on NumPy arrays: argument handling around the C++ kernels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from ._args import as_int, contiguous, float_dtype, nonneg_pair, positive_pair, shape_str, to_array
+
+
+def _input(op, input):
+    x = to_array(input, "input", op)
+    if x.ndim not in (3, 4):
+        raise ValueError(f"{op}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape {shape_str(x.shape)}")
+    x = contiguous(x, float_dtype(x, "input", op))
+    unbatched = x.ndim == 3
+    return (x[None] if unbatched else x), unbatched
+
+
+def _stride(stride, kernel, op):
+    if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0):
+        return kernel
+    return positive_pair(stride, "stride", op)
+
+
+def _indices(indices, op, shape=None):
+    ind = to_array(indices, "indices", op)
+    if ind.dtype.kind not in "iu":
+        raise TypeError(f"{op}: indices must be an integer array, got dtype {ind.dtype}")
+    ind = contiguous(ind, np.dtype(np.int64))
+    if shape is not None and ind.shape != tuple(shape):
+        raise ValueError(f"{op}: indices shape {shape_str(ind.shape)} must equal {shape_str(shape)}")
+    return ind
+
+
+def _unbatch(a, unbatched):
+    return a[0] if unbatched else a
+
+
+def _ceil(v, op):
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{op}: ceil_mode must be a bool, got {v!r}")
+    return bool(v)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """2-D max pooling, as ``torch.nn.functional.max_pool2d``.
+
+    input (N, C, H, W) or (C, H, W) -> (N, C, OH, OW); with ``return_indices``
+    also the int64 argmax of each window as ``h * W + w`` within its plane.
+    """
+    op = "max_pool2d"
+    x, unbatched = _input(op, input)
+    k = positive_pair(kernel_size, "kernel_size", op)
+    s = _stride(stride, k, op)
+    p = nonneg_pair(padding, "padding", op)
+    d = positive_pair(dilation, "dilation", op)
+    y, ind = _core.max_pool2d_forward(x, k, s, p, d, _ceil(ceil_mode, op))
+    if return_indices:
+        return _unbatch(y, unbatched), _unbatch(ind, unbatched)
+    return _unbatch(y, unbatched)
+
+
+def max_pool2d_backward(grad_output, indices, input_shape):
+    """Gradient of any max pooling: ``grad_output`` scattered into the argmax
+    positions ``indices`` of an input of ``input_shape`` (4-D or 3-D)."""
+    op = "max_pool2d_backward"
+    shape = tuple(int(v) for v in input_shape)
+    dy = to_array(grad_output, "grad_output", op)
+    dy = contiguous(dy, float_dtype(dy, "grad_output", op))
+    ind = _indices(indices, op, dy.shape)
+    unbatched = len(shape) == 3
+    if unbatched:
+        shape, dy, ind = (1,) + shape, dy[None], ind[None]
+    return _unbatch(_core.max_pool_backward(dy, ind, list(shape)), unbatched)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None):
+    """2-D average pooling, as ``torch.nn.functional.avg_pool2d``."""
+    op = "avg_pool2d"
+    x, unbatched = _input(op, input)
+    k, s, p, div = _avg_options(op, kernel_size, stride, padding, divisor_override)
+    y = _core.avg_pool2d_forward(x, k, s, p, _ceil(ceil_mode, op), bool(count_include_pad), div)
+    return _unbatch(y, unbatched)
+
+
+def _avg_options(op, kernel_size, stride, padding, divisor_override):
+    k = positive_pair(kernel_size, "kernel_size", op)
+    s = _stride(stride, k, op)
+    p = nonneg_pair(padding, "padding", op)
+    div = 0
+    if divisor_override is not None:
+        div = as_int(divisor_override, "divisor_override", op)
+        if div <= 0:
+            raise ValueError(f"{op}: divisor_override must be a positive integer, got {divisor_override}")
+    return k, s, p, div
+
+
+def avg_pool2d_backward(
+    grad_output, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+    divisor_override=None,
+):
+    """Input gradient of :func:`avg_pool2d` for an input of ``input_shape``."""
+    op = "avg_pool2d_backward"
+    shape = tuple(int(v) for v in input_shape)
+    dy = to_array(grad_output, "grad_output", op)
+    dy = contiguous(dy, float_dtype(dy, "grad_output", op))
+    k, s, p, div = _avg_options(op, kernel_size, stride, padding, divisor_override)
+    unbatched = len(shape) == 3
+    if unbatched:
+        shape, dy = (1,) + shape, dy[None]
+    dx = _core.avg_pool2d_backward(dy, list(shape), k, s, p, _ceil(ceil_mode, op), bool(count_include_pad), div)
+    return _unbatch(dx, unbatched)
+
+
+def _output_size(output_size, x, op):
+    """int, pair, or pair with None (keep that input size)."""
+    if isinstance(output_size, (tuple, list)):
+        if len(output_size) != 2:
+            raise ValueError(f"{op}: output_size must be an int or a pair, got {output_size!r}")
+        vals = [x.shape[2 + i] if v is None else as_int(v, "output_size", op) for i, v in enumerate(output_size)]
+    elif output_size is None:
+        vals = [x.shape[2], x.shape[3]]
+    else:
+        v = as_int(output_size, "output_size", op)
+        vals = [v, v]
+    if vals[0] < 1 or vals[1] < 1:
+        raise ValueError(f"{op}: output_size must be positive, got {output_size!r}")
+    return vals[0], vals[1]
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Average over the windows that cut the input into ``output_size`` bins."""
+    op = "adaptive_avg_pool2d"
+    x, unbatched = _input(op, input)
+    return _unbatch(_core.adaptive_avg_pool2d_forward(x, _output_size(output_size, x, op)), unbatched)
+
+
+def adaptive_avg_pool2d_backward(grad_output, input_shape):
+    op = "adaptive_avg_pool2d_backward"
+    shape = tuple(int(v) for v in input_shape)
+    dy = to_array(grad_output, "grad_output", op)
+    dy = contiguous(dy, float_dtype(dy, "grad_output", op))
+    unbatched = len(shape) == 3
+    if unbatched:
+        shape, dy = (1,) + shape, dy[None]
+    return _unbatch(_core.adaptive_avg_pool2d_backward(dy, list(shape)), unbatched)
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """Max over the adaptive bins; indices as in :func:`max_pool2d`."""
+    op = "adaptive_max_pool2d"
+    x, unbatched = _input(op, input)
+    y, ind = _core.adaptive_max_pool2d_forward(x, _output_size(output_size, x, op))
+    if return_indices:
+        return _unbatch(y, unbatched), _unbatch(ind, unbatched)
+    return _unbatch(y, unbatched)
+
+
+adaptive_max_pool2d_backward = max_pool2d_backward
+
+
+def _unpool_size(x, kernel, stride, padding, output_size, op):
+    default = [(x.shape[2 + d] - 1) * stride[d] + kernel[d] - 2 * padding[d] for d in range(2)]
+    if output_size is None:
+        size = default
+    else:
+        size = [as_int(v, "output_size", op) for v in output_size]
+        if len(size) in (3, 4):
+            size = size[-2:]
+        if len(size) != 2:
+            raise ValueError(f"{op}: output_size must have 2 (H, W) or 4 (N, C, H, W) entries, got {output_size!r}")
+        for d in range(2):
+            lo, hi = default[d] - stride[d], default[d] + stride[d]
+            if not lo < size[d] < hi:
+                raise ValueError(
+                    f"{op}: invalid output_size {tuple(output_size)} (dim {d} must be between {lo} and {hi}, exclusive)"
+                )
+    if size[0] < 1 or size[1] < 1:
+        raise ValueError(f"{op}: output size {tuple(size)} must be positive")
+    return size[0], size[1]
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """Partial inverse of :func:`max_pool2d`: values placed at ``indices``, zeros elsewhere."""
+    op = "max_unpool2d"
+    x, unbatched = _input(op, input)
+    ind = _indices(indices, op)
+    if ind.shape != (x.shape[1:] if unbatched else x.shape):
+        raise ValueError(
+            f"{op}: indices shape {shape_str(ind.shape)} must equal input shape "
+            f"{shape_str(x.shape[1:] if unbatched else x.shape)}"
+        )
+    if unbatched:
+        ind = ind[None]
+    k = positive_pair(kernel_size, "kernel_size", op)
+    s = _stride(stride, k, op)
+    p = nonneg_pair(padding, "padding", op)
+    size = _unpool_size(x, k, s, p, output_size, op)
+    return _unbatch(_core.max_unpool2d_forward(x, ind, size), unbatched)
+
+
+def max_unpool2d_backward(grad_output, indices):
+    """Input gradient of :func:`max_unpool2d`: ``grad_output`` gathered at ``indices``."""
+    op = "max_unpool2d_backward"
+    dy = to_array(grad_output, "grad_output", op)
+    dy = contiguous(dy, float_dtype(dy, "grad_output", op))
+    ind = _indices(indices, op)
+    unbatched = dy.ndim == 3
+    if unbatched:
+        dy, ind = dy[None], ind[None]
+    return _unbatch(_core.max_unpool2d_backward(dy, ind), unbatched)
+
+
+__all__ = [
+    "max_pool2d",
+    "max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool2d_backward",
+    "max_unpool2d",
+    "max_unpool2d_backward",
+]
