@@ -2,17 +2,30 @@
 
 A C++ core (conv2d, pooling, linear; forward and backward; cache-blocked,
 OpenMP-parallel, SIMD kernels chosen at run time) behind a NumPy API whose
-semantics follow PyTorch's ``torch.nn.functional``.
+semantics follow PyTorch's ``torch.nn.functional``, plus a small autograd
+``Tensor``.
 """
 
 from . import _core
 from . import functional
+from ._elementwise import manual_seed
 from ._runtime import build_info, get_num_threads, set_num_threads
+from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .tensor import Tensor, cat, stack, tensor
 
 __version__ = _core.build_info()["version"]
 
 __all__ = [
     "functional",
+    "Tensor",
+    "tensor",
+    "cat",
+    "stack",
+    "no_grad",
+    "enable_grad",
+    "is_grad_enabled",
+    "set_grad_enabled",
+    "manual_seed",
     "build_info",
     "get_num_threads",
     "set_num_threads",

@@ -1,49 +1,197 @@
 """The functional API (``fastconv.functional``, also ``fastconv.nn.functional``).
 
-NumPy arrays in, NumPy arrays out; semantics follow ``torch.nn.functional``.
-The ``*_backward`` functions give each op's gradients directly (the autograd
-layer is built on them).
+Semantics follow ``torch.nn.functional``. NumPy arrays in, NumPy arrays out;
+if any input is a :class:`fastconv.Tensor`, the result is a Tensor and, when
+grad mode is on and an input requires grad, the op is recorded for
+``backward()``. The ``*_backward`` functions give each op's gradients
+directly from the C++ kernels (what the autograd layer calls).
 """
 
-from ._conv import conv2d, conv2d_backward, linear, linear_backward
-from ._pool import (
-    adaptive_avg_pool2d,
-    adaptive_avg_pool2d_backward,
-    adaptive_max_pool2d,
-    adaptive_max_pool2d_backward,
-    avg_pool2d,
-    avg_pool2d_backward,
-    max_pool2d,
-    max_pool2d_backward,
-    max_unpool2d,
-    max_unpool2d_backward,
-)
+from __future__ import annotations
+
+from . import _conv, _elementwise as _E, _functions as _fn, _pool
+from ._conv import conv2d_backward, linear_backward
 from ._elementwise import (
-    batch_norm,
     batch_norm_backward,
     batch_norm_forward,
-    cross_entropy,
     cross_entropy_backward,
     cross_entropy_forward,
-    dropout,
     dropout_backward,
     dropout_forward,
-    flatten,
-    leaky_relu,
     leaky_relu_backward,
-    log_softmax,
     log_softmax_backward,
-    mse_loss,
     mse_loss_backward,
-    relu,
     relu_backward,
-    sigmoid,
     sigmoid_backward,
-    softmax,
     softmax_backward,
-    tanh,
     tanh_backward,
 )
+from ._pool import (
+    adaptive_avg_pool2d_backward,
+    adaptive_max_pool2d_backward,
+    avg_pool2d_backward,
+    max_pool2d_backward,
+    max_unpool2d_backward,
+)
+from .tensor import Tensor
+
+
+def _tensors(*args):
+    for a in args:
+        if isinstance(a, Tensor):
+            return True
+    return False
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D cross-correlation, as ``torch.nn.functional.conv2d``.
+
+    input (N, C, H, W) or (C, H, W); weight (OC, C/groups, kH, kW); bias (OC,).
+    ``padding``: int, pair, ``'valid'`` or ``'same'`` (stride 1; an even
+    effective kernel puts the extra row/column at the bottom/right).
+    Output (N, OC, OH, OW), OH = floor((H + pad_top + pad_bottom - dilation*(kH-1) - 1) / stride) + 1.
+
+    >>> import numpy as np, fastconv.functional as F
+    >>> F.conv2d(np.ones((1, 1, 4, 4), np.float32), np.ones((2, 1, 3, 3), np.float32)).shape
+    (1, 2, 2, 2)
+    """
+    if _tensors(input, weight, bias):
+        return _fn.Conv2d.apply(input, weight, bias, stride, padding, dilation, groups)
+    return _conv.conv2d(input, weight, bias, stride, padding, dilation, groups)
+
+
+def linear(input, weight, bias=None):
+    """``input @ weight.T + bias``: input (*, in), weight (out, in), bias (out,) -> (*, out)."""
+    if _tensors(input, weight, bias):
+        return _fn.Linear.apply(input, weight, bias)
+    return _conv.linear(input, weight, bias)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """2-D max pooling; with ``return_indices`` also the int64 argmax (h*W + w per plane).
+
+    input (N, C, H, W) or (C, H, W); stride defaults to kernel_size; padding at
+    most half the kernel; ``ceil_mode`` as PyTorch (the last window must start
+    inside the input or the left padding). NaN propagates.
+    """
+    if _tensors(input):
+        y, ind = _fn.MaxPool2d.apply(input, kernel_size, stride, padding, dilation, ceil_mode)
+        return (y, ind) if return_indices else y
+    return _pool.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None):
+    """2-D average pooling, as ``torch.nn.functional.avg_pool2d``."""
+    if _tensors(input):
+        return _fn.AvgPool2d.apply(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    return _pool.avg_pool2d(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Average pooling to ``output_size`` (int, pair, or pair with None = keep)."""
+    if _tensors(input):
+        return _fn.AdaptiveAvgPool2d.apply(input, output_size)
+    return _pool.adaptive_avg_pool2d(input, output_size)
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """Max pooling to ``output_size``; indices as :func:`max_pool2d`."""
+    if _tensors(input):
+        y, ind = _fn.AdaptiveMaxPool2d.apply(input, output_size)
+        return (y, ind) if return_indices else y
+    return _pool.adaptive_max_pool2d(input, output_size, return_indices)
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """Place ``input`` at ``indices`` of a zero output (partial inverse of max_pool2d)."""
+    if _tensors(input, indices):
+        return _fn.MaxUnpool2d.apply(input, indices, kernel_size, stride, padding, output_size)
+    return _pool.max_unpool2d(input, indices, kernel_size, stride, padding, output_size)
+
+
+def relu(input):
+    """max(x, 0)."""
+    if _tensors(input):
+        return _fn.ReLU.apply(input)
+    return _E.relu(input)
+
+
+def leaky_relu(input, negative_slope=0.01):
+    """x if x >= 0 else negative_slope * x."""
+    if _tensors(input):
+        return _fn.LeakyReLU.apply(input, negative_slope)
+    return _E.leaky_relu(input, negative_slope)
+
+
+def sigmoid(input):
+    if _tensors(input):
+        return _fn.Sigmoid.apply(input)
+    return _E.sigmoid(input)
+
+
+def tanh(input):
+    if _tensors(input):
+        return _fn.Tanh.apply(input)
+    return _E.tanh(input)
+
+
+def softmax(input, dim):
+    """Numerically stable softmax along ``dim``."""
+    if _tensors(input):
+        return _fn.Softmax.apply(input, dim)
+    return _E.softmax(input, dim)
+
+
+def log_softmax(input, dim):
+    """Numerically stable log-softmax along ``dim``."""
+    if _tensors(input):
+        return _fn.LogSoftmax.apply(input, dim)
+    return _E.log_softmax(input, dim)
+
+
+def cross_entropy(input, target, reduction="mean", ignore_index=-100, label_smoothing=0.0):
+    """Cross entropy of logits (N, C, ...) against integer classes (N, ...) or probabilities.
+
+    A class outside [0, C) other than ``ignore_index`` is a ValueError; the
+    mean is over non-ignored targets (nan if there are none, as PyTorch).
+    """
+    if _tensors(input, target):
+        return _fn.CrossEntropy.apply(input, target, reduction, ignore_index, label_smoothing)
+    return _E.cross_entropy(input, target, reduction, ignore_index, label_smoothing)
+
+
+def mse_loss(input, target, reduction="mean"):
+    """Mean squared error with 'none' / 'mean' / 'sum' reduction."""
+    if _tensors(input, target):
+        return _fn.MSELoss.apply(input, target, reduction)
+    return _E.mse_loss(input, target, reduction)
+
+
+def flatten(input, start_dim=1, end_dim=-1):
+    """Merge dims ``start_dim..end_dim`` (a view when possible, as PyTorch)."""
+    if _tensors(input):
+        return input.flatten(start_dim, end_dim)
+    return _E.flatten(input, start_dim, end_dim)
+
+
+def dropout(input, p=0.5, training=True, generator=None):
+    """Inverted dropout: zero with probability p, scale the rest by 1/(1-p); identity when not training."""
+    if _tensors(input):
+        _E._dropout_p(p, "dropout")
+        if not training or p == 0:
+            return input
+        return _fn.Dropout.apply(input, p, generator)
+    return _E.dropout(input, p, training, generator)
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """Batch normalisation per channel; updates the running statistics in place when training."""
+    if _tensors(input, weight, bias):
+        rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
+        rv = running_var.data if isinstance(running_var, Tensor) else running_var
+        return _fn.BatchNorm.apply(input, weight, bias, rm, rv, training, momentum, eps)
+    return _E.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+
 
 __all__ = [
     "conv2d",

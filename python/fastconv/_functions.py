@@ -1,0 +1,287 @@
+"""Autograd Functions for the functional ops: forward on arrays, backward
+through the ops' gradient functions (the C++ backward kernels for conv,
+linear and pooling). Gradients nobody needs are not computed."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _conv, _elementwise as E, _pool
+from .autograd import Function
+
+
+class Conv2d(Function):
+    @staticmethod
+    def forward(ctx, x, w, b, stride, padding, dilation, groups):
+        ctx.opts = (stride, padding, dilation, groups)
+        ctx.has_bias = b is not None
+        y = _conv.conv2d(x, w, b, stride, padding, dilation, groups)
+        ctx.save_for_backward(x, w)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, w = ctx.saved_tensors
+        nx, nw, nb = ctx.needs_input_grad[:3]
+        nb = nb and ctx.has_bias
+        if not (nx or nw or nb):
+            return None, None, None
+        dx, dw, db = _conv.conv2d_backward(dy, x, w, *ctx.opts, needs_input_grad=(nx, nw, nb))
+        return dx, dw, db
+
+
+class Linear(Function):
+    @staticmethod
+    def forward(ctx, x, w, b):
+        ctx.has_bias = b is not None
+        ctx.save_for_backward(x, w)
+        return _conv.linear(x, w, b)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, w = ctx.saved_tensors
+        nx, nw, nb = ctx.needs_input_grad[:3]
+        nb = nb and ctx.has_bias
+        if not (nx or nw or nb):
+            return None, None, None
+        return _conv.linear_backward(dy, x, w, needs_input_grad=(nx, nw, nb))
+
+
+class MaxPool2d(Function):
+    non_differentiable_outputs = (1,)
+
+    @staticmethod
+    def forward(ctx, x, kernel_size, stride, padding, dilation, ceil_mode):
+        y, ind = _pool.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
+        ctx.shape = np.shape(x)
+        ctx.save_for_backward(ind)
+        return y, ind
+
+    @staticmethod
+    def backward(ctx, dy, _dind):
+        return _pool.max_pool2d_backward(dy, ctx.saved_tensors[0], ctx.shape)
+
+
+class AdaptiveMaxPool2d(Function):
+    non_differentiable_outputs = (1,)
+
+    @staticmethod
+    def forward(ctx, x, output_size):
+        y, ind = _pool.adaptive_max_pool2d(x, output_size, return_indices=True)
+        ctx.shape = np.shape(x)
+        ctx.save_for_backward(ind)
+        return y, ind
+
+    @staticmethod
+    def backward(ctx, dy, _dind):
+        return _pool.adaptive_max_pool2d_backward(dy, ctx.saved_tensors[0], ctx.shape)
+
+
+class AvgPool2d(Function):
+    @staticmethod
+    def forward(ctx, x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+        ctx.shape = np.shape(x)
+        ctx.opts = (kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+        return _pool.avg_pool2d(x, *ctx.opts)
+
+    @staticmethod
+    def backward(ctx, dy):
+        return _pool.avg_pool2d_backward(dy, ctx.shape, *ctx.opts)
+
+
+class AdaptiveAvgPool2d(Function):
+    @staticmethod
+    def forward(ctx, x, output_size):
+        ctx.shape = np.shape(x)
+        return _pool.adaptive_avg_pool2d(x, output_size)
+
+    @staticmethod
+    def backward(ctx, dy):
+        return _pool.adaptive_avg_pool2d_backward(dy, ctx.shape)
+
+
+class MaxUnpool2d(Function):
+    @staticmethod
+    def forward(ctx, x, indices, kernel_size, stride, padding, output_size):
+        ctx.save_for_backward(np.asarray(indices))
+        return _pool.max_unpool2d(x, indices, kernel_size, stride, padding, output_size)
+
+    @staticmethod
+    def backward(ctx, dy):
+        return _pool.max_unpool2d_backward(dy, ctx.saved_tensors[0]), None
+
+
+class ReLU(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = E.relu(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        return E.relu_backward(dy, ctx.saved_tensors[0])
+
+
+class LeakyReLU(Function):
+    @staticmethod
+    def forward(ctx, x, negative_slope):
+        ctx.slope = negative_slope
+        x = np.asarray(x)
+        ctx.save_for_backward(x)
+        return E.leaky_relu(x, negative_slope)
+
+    @staticmethod
+    def backward(ctx, dy):
+        return E.leaky_relu_backward(dy, ctx.saved_tensors[0], ctx.slope)
+
+
+class Sigmoid(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = E.sigmoid(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        return E.sigmoid_backward(dy, ctx.saved_tensors[0])
+
+
+class Tanh(Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = E.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        return E.tanh_backward(dy, ctx.saved_tensors[0])
+
+
+class Softmax(Function):
+    @staticmethod
+    def forward(ctx, x, dim):
+        y = E.softmax(x, dim)
+        ctx.dim = dim
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        return E.softmax_backward(dy, ctx.saved_tensors[0], ctx.dim)
+
+
+class LogSoftmax(Function):
+    @staticmethod
+    def forward(ctx, x, dim):
+        y = E.log_softmax(x, dim)
+        ctx.dim = dim
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        return E.log_softmax_backward(dy, ctx.saved_tensors[0], ctx.dim)
+
+
+class CrossEntropy(Function):
+    @staticmethod
+    def forward(ctx, logits, target, reduction, ignore_index, label_smoothing):
+        loss, saved = E.cross_entropy_forward(logits, target, reduction, ignore_index, label_smoothing)
+        ctx.saved = saved
+        return loss
+
+    @staticmethod
+    def backward(ctx, dy):
+        # targets (class indices or probabilities) get no gradient
+        return E.cross_entropy_backward(dy, ctx.saved), None
+
+
+class MSELoss(Function):
+    @staticmethod
+    def forward(ctx, a, b, reduction):
+        ctx.reduction = reduction
+        ctx.save_for_backward(a, b)
+        return E.mse_loss(a, b, reduction)
+
+    @staticmethod
+    def backward(ctx, dy):
+        a, b = ctx.saved_tensors
+        ga, gb = E.mse_loss_backward(dy, a, b, ctx.reduction)
+        return (ga if ctx.needs_input_grad[0] else None), (gb if ctx.needs_input_grad[1] else None)
+
+
+class Dropout(Function):
+    @staticmethod
+    def forward(ctx, x, p, generator):
+        y, mask = E.dropout_forward(x, p, True, generator)
+        ctx.mask = mask
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        return E.dropout_backward(dy, ctx.mask)
+
+
+class BatchNorm(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps):
+        y, mean, invstd = E.batch_norm_forward(x, running_mean, running_var, weight, bias, training, momentum, eps)
+        ctx.training = training
+        ctx.has = (weight is not None, bias is not None)
+        ctx.save_for_backward(x, weight, mean, invstd)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, w, mean, invstd = ctx.saved_tensors
+        nx, nw, nb = ctx.needs_input_grad[:3]
+        dx, dw, db = E.batch_norm_backward(
+            dy, x, w, mean, invstd, ctx.training, needs_input_grad=(nx, nw and ctx.has[0], nb and ctx.has[1])
+        )
+        return dx, dw, db
+
+
+class Pad(Function):
+    """Non-zero padding modes of nn.Conv2d: reflect, replicate, circular (H and W)."""
+
+    @staticmethod
+    def forward(ctx, x, pads, mode):
+        x = np.asarray(x)
+        idx = [_pad_index(x.shape[-2], pads[0], pads[1], mode), _pad_index(x.shape[-1], pads[2], pads[3], mode)]
+        ctx.shape, ctx.idx = x.shape, idx
+        return np.ascontiguousarray(x[..., idx[0][:, None], idx[1][None, :]])
+
+    @staticmethod
+    def backward(ctx, dy):
+        out = np.zeros(ctx.shape, dy.dtype)
+        hi, wi = ctx.idx
+        # scatter-add rows then columns (indices repeat at the reflected borders)
+        tmp = np.zeros(ctx.shape[:-1] + (dy.shape[-1],), dy.dtype)
+        np.add.at(tmp, (..., hi, slice(None)), dy)
+        np.add.at(out, (..., wi), tmp)
+        return out
+
+
+def _pad_index(n, before, after, mode):
+    i = np.arange(-before, n + after)
+    if mode == "reflect":
+        if before >= n or after >= n:
+            raise ValueError(
+                f"padding_mode='reflect': padding ({before}, {after}) must be smaller than the input size {n}"
+            )
+        i = np.abs(i)
+        i = np.where(i >= n, 2 * (n - 1) - i, i)
+    elif mode == "replicate":
+        i = np.clip(i, 0, n - 1)
+    elif mode == "circular":
+        if before > n or after > n:
+            raise ValueError(
+                f"padding_mode='circular': padding ({before}, {after}) must not exceed the input size {n}"
+            )
+        i = np.mod(i, n)
+    else:
+        raise ValueError(f"unknown padding_mode {mode!r}")
+    return i
