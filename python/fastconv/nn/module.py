@@ -1,0 +1,338 @@
+"""``Module`` and ``Parameter``: PyTorch's module protocol on NumPy arrays."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from ..tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A Tensor that is a module's trainable parameter (requires grad by default)."""
+
+    __slots__ = ()
+
+    def __init__(self, data=None, requires_grad: bool = True):
+        if data is None:
+            data = np.empty((0,), np.float32)
+        if isinstance(data, Tensor):
+            data = data.data
+        super().__init__(np.asarray(data), requires_grad=requires_grad)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class _RemovableHandle:
+    def __init__(self, hooks, key):
+        self._hooks, self._key = hooks, key
+
+    def remove(self):
+        self._hooks.pop(self._key, None)
+
+
+class Module:
+    """Base class of layers and models, as ``torch.nn.Module``.
+
+    Assigning a :class:`Parameter` or a Module to an attribute registers it;
+    ``register_buffer`` adds non-trainable state (saved in ``state_dict``).
+    """
+
+    _version = 0
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent", set())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
+        object.__setattr__(self, "_hook_id", 0)
+        object.__setattr__(self, "training", True)
+
+    # --- registration -------------------------------------------------------
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError("cannot assign to a Module before Module.__init__() is called")
+        params, buffers, modules = self._parameters, self._buffers, self._modules
+        if isinstance(value, Parameter):
+            self._remove_from(name, buffers, modules)
+            params[name] = value
+        elif isinstance(value, Module):
+            self._remove_from(name, params, buffers)
+            modules[name] = value
+        elif name in params:
+            if value is not None:
+                raise TypeError(f"cannot assign {type(value).__name__} as parameter '{name}' (Parameter or None expected)")
+            params[name] = None
+        elif name in modules:
+            if value is not None:
+                raise TypeError(f"cannot assign {type(value).__name__} as child module '{name}' (Module or None expected)")
+            modules[name] = None
+        elif name in buffers:
+            if value is not None and not isinstance(value, (np.ndarray, Tensor)):
+                raise TypeError(f"cannot assign {type(value).__name__} as buffer '{name}' (array or None expected)")
+            buffers[name] = value.data if isinstance(value, Tensor) else value
+        else:
+            object.__setattr__(self, name, value)
+
+    @staticmethod
+    def _remove_from(name, *dicts):
+        for d in dicts:
+            d.pop(name, None)
+
+    def __getattr__(self, name):
+        d = self.__dict__
+        for key in ("_parameters", "_buffers", "_modules"):
+            if key in d and name in d[key]:
+                return d[key][name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name):
+        for d in (self._parameters, self._buffers, self._modules):
+            if name in d:
+                del d[name]
+                return
+        object.__delattr__(self, name)
+
+    def register_parameter(self, name: str, param):
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"register_parameter: '{name}' must be a Parameter or None, got {type(param).__name__}")
+        self._parameters[name] = param
+
+    def register_buffer(self, name: str, array, persistent: bool = True):
+        if array is not None and not isinstance(array, (np.ndarray, Tensor)):
+            raise TypeError(f"register_buffer: '{name}' must be an array or None, got {type(array).__name__}")
+        self._buffers[name] = array.data if isinstance(array, Tensor) else array
+        if not persistent:
+            self._non_persistent.add(name)
+
+    def add_module(self, name: str, module):
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: '{name}' must be a Module or None, got {type(module).__name__}")
+        self._modules[name] = module
+
+    register_module = add_module
+
+    # --- calling ------------------------------------------------------------
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} has no forward()")
+
+    def __call__(self, *args, **kwargs):
+        out = self.forward(*args, **kwargs)
+        for hook in list(self._forward_hooks.values()):
+            r = hook(self, args, out)
+            if r is not None:
+                out = r
+        return out
+
+    def register_forward_hook(self, hook):
+        """``hook(module, inputs, output)`` after every forward; returns a handle with ``remove()``."""
+        key = self._hook_id
+        object.__setattr__(self, "_hook_id", key + 1)
+        self._forward_hooks[key] = hook
+        return _RemovableHandle(self._forward_hooks, key)
+
+    # --- traversal ------------------------------------------------------------
+    def named_modules(self, memo=None, prefix: str = ""):
+        if memo is None:
+            memo = set()
+        if id(self) in memo:
+            return
+        memo.add(id(self))
+        yield prefix, self
+        for name, m in self._modules.items():
+            if m is None:
+                continue
+            yield from m.named_modules(memo, f"{prefix}.{name}" if prefix else name)
+
+    def modules(self):
+        for _, m in self.named_modules():
+            yield m
+
+    def named_children(self):
+        seen = set()
+        for name, m in self._modules.items():
+            if m is not None and id(m) not in seen:
+                seen.add(id(m))
+                yield name, m
+
+    def children(self):
+        for _, m in self.named_children():
+            yield m
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True):
+        """(name, Parameter) pairs; a parameter shared by several modules appears once."""
+        seen = set()
+        mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        for mprefix, m in mods:
+            for name, p in m._parameters.items():
+                if p is None or id(p) in seen:
+                    continue
+                seen.add(id(p))
+                yield (f"{mprefix}.{name}" if mprefix else name), p
+
+    def parameters(self, recurse: bool = True):
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    def named_buffers(self, prefix: str = "", recurse: bool = True):
+        seen = set()
+        mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        for mprefix, m in mods:
+            for name, b in m._buffers.items():
+                if b is None or id(b) in seen:
+                    continue
+                seen.add(id(b))
+                yield (f"{mprefix}.{name}" if mprefix else name), b
+
+    def buffers(self, recurse: bool = True):
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        """Number of parameter elements (shared parameters counted once)."""
+        return int(sum(p.data.size for p in self.parameters() if p.requires_grad or not trainable_only))
+
+    # --- modes ----------------------------------------------------------------
+    def train(self, mode: bool = True):
+        if not isinstance(mode, bool):
+            raise TypeError(f"train: mode must be a bool, got {mode!r}")
+        for m in self.modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def requires_grad_(self, requires_grad: bool = True):
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def zero_grad(self, set_to_none: bool = True):
+        """Reset every parameter's gradient (to None by default, as PyTorch)."""
+        for p in self.parameters():
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad = np.zeros_like(p.data)
+
+    def apply(self, fn):
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    # --- dtype -----------------------------------------------------------------
+    def to(self, dtype):
+        """Cast floating-point parameters and buffers to ``dtype`` (float32 or float64)."""
+        dt = np.dtype(dtype)
+        if dt not in (np.float32, np.float64):
+            raise TypeError(f"to: only float32 and float64 are supported, got {dt}")
+        for m in self.modules():
+            for name, p in m._parameters.items():
+                if p is not None and p.data.dtype.kind == "f" and p.data.dtype != dt:
+                    p.data = p.data.astype(dt)
+                    if p.grad is not None:
+                        p.grad = p.grad.astype(dt)
+            for name, b in list(m._buffers.items()):
+                if b is not None and b.dtype.kind == "f" and b.dtype != dt:
+                    m._buffers[name] = b.astype(dt)
+            m._on_params_changed()
+        return self
+
+    def float(self):
+        return self.to(np.float32)
+
+    def double(self):
+        return self.to(np.float64)
+
+    def _on_params_changed(self):
+        """Hook for modules that cache derived state (packed weights)."""
+
+    # --- state -------------------------------------------------------------------
+    def state_dict(self, prefix: str = ""):
+        """Ordered {name: ndarray} of parameters and persistent buffers (PyTorch's names)."""
+        out = OrderedDict()
+        for mprefix, m in self.named_modules(prefix=prefix.rstrip(".")):
+            for name, p in m._parameters.items():
+                if p is not None:
+                    out[f"{mprefix}.{name}" if mprefix else name] = p.data
+            for name, b in m._buffers.items():
+                if b is not None and name not in m._non_persistent:
+                    out[f"{mprefix}.{name}" if mprefix else name] = b
+        return out
+
+    def load_state_dict(self, state_dict, strict: bool = True):
+        """Copy arrays into this module's parameters and buffers.
+
+        Values may be ndarrays, Tensors or anything with ``.numpy()`` (e.g. a
+        torch tensor). With ``strict``, a ``ValueError`` lists every missing and
+        unexpected key; shape mismatches are always an error. Returns
+        ``(missing_keys, unexpected_keys)``.
+        """
+        own = self.state_dict()
+        given = OrderedDict()
+        for k, v in state_dict.items():
+            if isinstance(v, Tensor):
+                v = v.data
+            elif not isinstance(v, np.ndarray) and hasattr(v, "numpy"):
+                v = v.detach().cpu().numpy() if hasattr(v, "detach") else v.numpy()
+            given[k] = np.asarray(v)
+        missing = [k for k in own if k not in given]
+        unexpected = [k for k in given if k not in own]
+        mismatched = [
+            f"{k}: checkpoint shape {tuple(given[k].shape)} vs model shape {tuple(own[k].shape)}"
+            for k in own
+            if k in given and tuple(given[k].shape) != tuple(own[k].shape)
+        ]
+        problems = []
+        if strict and missing:
+            problems.append("missing keys: " + ", ".join(missing))
+        if strict and unexpected:
+            problems.append("unexpected keys: " + ", ".join(unexpected))
+        if mismatched:
+            problems.append("shape mismatches: " + "; ".join(mismatched))
+        if problems:
+            raise ValueError("load_state_dict: " + " | ".join(problems))
+        for mprefix, m in self.named_modules():
+            for name, p in m._parameters.items():
+                key = f"{mprefix}.{name}" if mprefix else name
+                if p is not None and key in given:
+                    value = given[key].astype(p.data.dtype, copy=False).reshape(p.data.shape)
+                    if p.data.flags.writeable:
+                        np.copyto(p.data, value)  # in place, as PyTorch: views of the parameter stay valid
+                    else:
+                        p.data = value.copy()
+            for name, b in m._buffers.items():
+                key = f"{mprefix}.{name}" if mprefix else name
+                if b is not None and key in given and name not in m._non_persistent:
+                    np.copyto(b, given[key].astype(b.dtype, copy=False).reshape(b.shape))
+            m._on_params_changed()
+        return missing, unexpected
+
+    # --- printing ------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self):
+        lines = []
+        for name, m in self._modules.items():
+            body = repr(m).replace("\n", "\n  ")
+            lines.append(f"({name}): {body}")
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not lines:
+            return head + ")"
+        return head + "\n  " + "\n  ".join(lines) + "\n)"
+
+    def __dir__(self):
+        return sorted(set(super().__dir__()) | set(self._parameters) | set(self._buffers) | set(self._modules))
+
+    # pickling: plain state (arrays), no native handles
+    def __getstate__(self):
+        return self.__dict__.copy()
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
