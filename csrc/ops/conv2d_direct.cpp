@@ -244,6 +244,10 @@ void conv2d_direct_backward_weight(T* dw, const T* dy, const T* x, const Conv2dP
   const int64_t M = p.OCg(), K = p.Kg(), Cg = p.Cg();
   const int64_t Hp = p.OH + p.dil_h * (p.KH - 1), Wp = p.OW + p.dil_w * (p.KW - 1), plane = Hp * Wp;
   const int64_t Jimg = p.OH * Wp;
+  // The reduction runs over positions [0, Jred): the last row's junk columns
+  // are left out, so the furthest read, off[K-1] + Jred - 1, is the group's
+  // last input element -- never past the end of x.
+  const int64_t Jred = (p.OH - 1) * Wp + p.OW;
   const bool in_place = p.pad_t == 0 && p.pad_b == 0 && p.pad_l == 0 && p.pad_r == 0;
 
   Buffer<T> padded;
@@ -289,7 +293,7 @@ void conv2d_direct_backward_weight(T* dw, const T* dy, const T* x, const Conv2dP
   // Position block: the whole image while its Xp block (Cg planes) fits in
   // L2, else a slice of it that does.
   const int64_t l2_elems = (int64_t(512) << 10) / int64_t(sizeof(T));
-  const int64_t JB = Cg * plane <= l2_elems ? Jimg : std::max<int64_t>(256, Jimg * l2_elems / (Cg * plane)) / 8 * 8;
+  const int64_t JB = Cg * plane <= l2_elems ? Jred : std::max<int64_t>(256, Jred * l2_elems / (Cg * plane)) / 8 * 8;
   Buffer<T> zeros(JB);
   zeros.zero();
 
@@ -303,8 +307,8 @@ void conv2d_direct_backward_weight(T* dw, const T* dy, const T* x, const Conv2dP
     for (int64_t n = n0; n < n1; ++n) {
       const T* xg = X + (n * p.C + g * Cg) * plane;
       const T* dyg = DY + (n * p.OC + g * M) * Jimg;
-      for (int64_t jb = 0; jb < Jimg; jb += JB) {
-        const int64_t len = std::min(JB, Jimg - jb);
+      for (int64_t jb = 0; jb < Jred; jb += JB) {
+        const int64_t len = std::min(JB, Jred - jb);
         for (int64_t o = o0; o < o1; o += 4) {
           const T* a[4];
           for (int i = 0; i < 4; ++i) a[i] = o + i < o1 ? dyg + (o + i) * Jimg + jb : zeros.data();

@@ -9,6 +9,7 @@ semantics follow PyTorch's ``torch.nn.functional``, plus a small autograd
 from . import _core
 from . import functional
 from . import nn
+from . import optim
 from ._elementwise import manual_seed
 from ._runtime import build_info, get_num_threads, set_num_threads
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
@@ -19,6 +20,7 @@ __version__ = _core.build_info()["version"]
 __all__ = [
     "functional",
     "nn",
+    "optim",
     "Tensor",
     "tensor",
     "cat",
