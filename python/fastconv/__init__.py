@@ -10,6 +10,9 @@ from . import _core
 from . import functional
 from . import nn
 from . import optim
+from . import models
+from .serialization import load, save
+from .summary import Summary, summary
 from ._elementwise import manual_seed
 from ._runtime import build_info, get_num_threads, set_num_threads
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
@@ -21,6 +24,11 @@ __all__ = [
     "functional",
     "nn",
     "optim",
+    "models",
+    "save",
+    "load",
+    "summary",
+    "Summary",
     "Tensor",
     "tensor",
     "cat",

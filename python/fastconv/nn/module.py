@@ -57,10 +57,10 @@ class Module:
             raise AttributeError("cannot assign to a Module before Module.__init__() is called")
         params, buffers, modules = self._parameters, self._buffers, self._modules
         if isinstance(value, Parameter):
-            self._remove_from(name, buffers, modules)
+            self._remove_from(name, self.__dict__, buffers, modules)
             params[name] = value
         elif isinstance(value, Module):
-            self._remove_from(name, params, buffers)
+            self._remove_from(name, self.__dict__, params, buffers)
             modules[name] = value
         elif name in params:
             if value is not None:
