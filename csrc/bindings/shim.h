@@ -31,15 +31,16 @@ enum class DType { f32, f64 };
 
 // The dtype a kernel runs in, from the first (data) argument.
 inline DType dtype_of(const py::array& a, const char* op, const char* name) {
-  if (a.dtype().is(py::dtype::of<float>())) return DType::f32;
-  if (a.dtype().is(py::dtype::of<double>())) return DType::f64;
+  // equal(), not identity: unpickled arrays carry equivalent, distinct dtype objects
+  if (a.dtype().equal(py::dtype::of<float>())) return DType::f32;
+  if (a.dtype().equal(py::dtype::of<double>())) return DType::f64;
   throw py::type_error(cat(op, ": ", name, " must be float32 or float64 here, got ", std::string(py::str(a.dtype()))));
 }
 
 // Every array a kernel reads: the agreed dtype, C-contiguous, aligned.
 template <typename T>
 const T* in_ptr(const py::array& a, const char* op, const char* name) {
-  if (!a.dtype().is(py::dtype::of<T>()))
+  if (!a.dtype().equal(py::dtype::of<T>()))
     throw py::type_error(cat(op, ": ", name, " has dtype ", std::string(py::str(a.dtype())), ", expected ",
                              std::string(py::str(py::dtype::of<T>()))));
   if (!(a.flags() & py::array::c_style) || reinterpret_cast<uintptr_t>(a.data()) % alignof(T) != 0)
