@@ -19,11 +19,12 @@ Conv2dParams params(const py::array& x, const py::array& w, const py::object& b,
 }
 
 template <typename T>
-py::array forward(const py::array& x, const py::array& w, const py::object& b, const Conv2dParams& p) {
+py::array forward(const py::array& x, const py::array& w, const py::object& b, const Conv2dParams& p,
+                  const py::object& out) {
   const T* xp = shim::in_ptr<T>(x, "conv2d", "input");
   const T* wp = shim::in_ptr<T>(w, "conv2d", "weight");
   const T* bp = shim::opt_ptr<T>(b, "conv2d", "bias");
-  auto y = shim::empty<T>({p.N, p.OC, p.OH, p.OW}, "conv2d output");
+  auto y = shim::output<T>(out, {p.N, p.OC, p.OH, p.OW}, "conv2d", "conv2d output");
   T* yp = shim::out_ptr(y);
   {
     py::gil_scoped_release nogil;
@@ -87,13 +88,13 @@ void register_conv(py::module_& m) {
   m.def(
       "conv2d_forward",
       [](const py::array& x, const py::array& w, const py::object& b, Pair stride, Quad pad, Pair dil,
-         int64_t groups) -> py::array {
+         int64_t groups, const py::object& out) -> py::array {
         const Conv2dParams p = params(x, w, b, stride, pad, dil, groups);
-        if (shim::dtype_of(x, "conv2d", "input") == shim::DType::f32) return forward<float>(x, w, b, p);
-        return forward<double>(x, w, b, p);
+        if (shim::dtype_of(x, "conv2d", "input") == shim::DType::f32) return forward<float>(x, w, b, p, out);
+        return forward<double>(x, w, b, p, out);
       },
       py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
-      py::arg("groups"),
+      py::arg("groups"), py::arg("out") = py::none(),
       "y = conv2d(x, weight, bias); padding = (top, bottom, left, right). Arrays: C-contiguous, same dtype.");
   m.def(
       "conv2d_backward",

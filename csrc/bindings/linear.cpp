@@ -9,13 +9,14 @@ namespace py = pybind11;
 namespace {
 
 template <typename T>
-py::array forward(const py::array& x, const py::array& w, const py::object& b, const LinearParams& p) {
+py::array forward(const py::array& x, const py::array& w, const py::object& b, const LinearParams& p,
+                  const py::object& out) {
   const T* xp = shim::in_ptr<T>(x, "linear", "input");
   const T* wp = shim::in_ptr<T>(w, "linear", "weight");
   const T* bp = shim::opt_ptr<T>(b, "linear", "bias");
   std::vector<int64_t> ys = shim::shape_of(x);
   ys.back() = p.OUT;
-  auto y = shim::empty<T>(ys, "linear output");
+  auto y = shim::output<T>(out, ys, "linear", "linear output");
   T* yp = shim::out_ptr(y);
   {
     py::gil_scoped_release nogil;
@@ -65,12 +66,12 @@ py::tuple backward(const py::array& dy, const py::array& x, const py::array& w, 
 void register_linear(py::module_& m) {
   m.def(
       "linear_forward",
-      [](const py::array& x, const py::array& w, const py::object& b) -> py::array {
+      [](const py::array& x, const py::array& w, const py::object& b, const py::object& out) -> py::array {
         const LinearParams p = make_linear_params(shim::shape_of(x), shim::shape_of(w), shim::opt_len(b, "linear", "bias"));
-        if (shim::dtype_of(x, "linear", "input") == shim::DType::f32) return forward<float>(x, w, b, p);
-        return forward<double>(x, w, b, p);
+        if (shim::dtype_of(x, "linear", "input") == shim::DType::f32) return forward<float>(x, w, b, p, out);
+        return forward<double>(x, w, b, p, out);
       },
-      py::arg("x"), py::arg("weight"), py::arg("bias"), "y = x @ weight.T + bias over the last dim of x");
+      py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("out") = py::none(), "y = x @ weight.T + bias over the last dim of x");
   m.def(
       "linear_backward",
       [](const py::array& dy, const py::array& x, const py::array& w, bool need_dx, bool need_dw,

@@ -12,12 +12,18 @@ using Pair = std::array<int64_t, 2>;
 namespace {
 
 template <typename T>
-py::tuple max_fwd(const py::array& x, const Pool2dParams& p, bool adaptive) {
+py::tuple max_fwd(const py::array& x, const Pool2dParams& p, bool adaptive, bool need_indices = true,
+                  const py::object& out = py::none()) {
   const T* xp = shim::in_ptr<T>(x, "max_pool2d", "input");
-  auto y = shim::empty<T>({p.N, p.C, p.OH, p.OW}, "max_pool2d output");
-  auto ind = shim::empty<int64_t>({p.N, p.C, p.OH, p.OW}, "max_pool2d indices");
+  auto y = shim::output<T>(out, {p.N, p.C, p.OH, p.OW}, "max_pool2d", "max_pool2d output");
+  py::object ind_obj = py::none();
+  int64_t* ip = nullptr;
+  if (need_indices || adaptive) {
+    auto ind = shim::empty<int64_t>({p.N, p.C, p.OH, p.OW}, "max_pool2d indices");
+    ip = shim::out_ptr(ind);
+    ind_obj = ind;
+  }
   T* yp = shim::out_ptr(y);
-  int64_t* ip = shim::out_ptr(ind);
   {
     py::gil_scoped_release nogil;
     if (adaptive)
@@ -25,7 +31,7 @@ py::tuple max_fwd(const py::array& x, const Pool2dParams& p, bool adaptive) {
     else
       max_pool2d_forward<T>(yp, ip, xp, p);
   }
-  return py::make_tuple(y, ind);
+  return py::make_tuple(y, ind_obj);
 }
 
 template <typename T>
@@ -42,9 +48,10 @@ py::array max_bwd(const py::array& dy, const py::array& ind, const Pool2dParams&
 }
 
 template <typename T>
-py::array avg_fwd(const py::array& x, const Pool2dParams& p, bool adaptive) {
+py::array avg_fwd(const py::array& x, const Pool2dParams& p, bool adaptive, const py::object& out = py::none()) {
   const T* xp = shim::in_ptr<T>(x, "avg_pool2d", "input");
-  auto y = shim::empty<T>({p.N, p.C, p.OH, p.OW}, "avg_pool2d output");
+  auto y = shim::output<T>(out, {p.N, p.C, p.OH, p.OW}, adaptive ? "adaptive_avg_pool2d" : "avg_pool2d",
+                           "avg_pool2d output");
   T* yp = shim::out_ptr(y);
   {
     py::gil_scoped_release nogil;
@@ -91,22 +98,25 @@ bool is_f32(const py::array& a, const char* op, const char* name) {
 void register_pool(py::module_& m) {
   m.def(
       "max_pool2d_forward",
-      [](const py::array& x, Pair k, Pair s, Pair pad, Pair d, bool ceil_mode) -> py::tuple {
+      [](const py::array& x, Pair k, Pair s, Pair pad, Pair d, bool ceil_mode, bool need_indices,
+         const py::object& out) -> py::tuple {
         const Pool2dParams p = pool_params("max_pool2d", x, k, s, pad, d, ceil_mode, false, 0);
-        return is_f32(x, "max_pool2d", "input") ? max_fwd<float>(x, p, false) : max_fwd<double>(x, p, false);
+        return is_f32(x, "max_pool2d", "input") ? max_fwd<float>(x, p, false, need_indices, out)
+                                                : max_fwd<double>(x, p, false, need_indices, out);
       },
       py::arg("x"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
-      py::arg("ceil_mode"), "(y, indices) of max pooling");
+      py::arg("ceil_mode"), py::arg("need_indices") = true, py::arg("out") = py::none(),
+      "(y, indices or None) of max pooling");
   m.def(
       "avg_pool2d_forward",
-      [](const py::array& x, Pair k, Pair s, Pair pad, bool ceil_mode, bool count_include_pad,
-         int64_t divisor) -> py::array {
+      [](const py::array& x, Pair k, Pair s, Pair pad, bool ceil_mode, bool count_include_pad, int64_t divisor,
+         const py::object& out) -> py::array {
         const Pool2dParams p =
             pool_params("avg_pool2d", x, k, s, pad, Pair{1, 1}, ceil_mode, count_include_pad, divisor);
-        return is_f32(x, "avg_pool2d", "input") ? avg_fwd<float>(x, p, false) : avg_fwd<double>(x, p, false);
+        return is_f32(x, "avg_pool2d", "input") ? avg_fwd<float>(x, p, false, out) : avg_fwd<double>(x, p, false, out);
       },
       py::arg("x"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("ceil_mode"),
-      py::arg("count_include_pad"), py::arg("divisor_override"));
+      py::arg("count_include_pad"), py::arg("divisor_override"), py::arg("out") = py::none());
   m.def(
       "avg_pool2d_backward",
       [](const py::array& dy, const std::vector<int64_t>& x_shape, Pair k, Pair s, Pair pad, bool ceil_mode,
@@ -121,11 +131,12 @@ void register_pool(py::module_& m) {
       py::arg("ceil_mode"), py::arg("count_include_pad"), py::arg("divisor_override"));
   m.def(
       "adaptive_avg_pool2d_forward",
-      [](const py::array& x, Pair out) -> py::array {
-        const Pool2dParams p = make_adaptive_params("adaptive_avg_pool2d", shim::shape_of(x), out[0], out[1]);
-        return is_f32(x, "adaptive_avg_pool2d", "input") ? avg_fwd<float>(x, p, true) : avg_fwd<double>(x, p, true);
+      [](const py::array& x, Pair size, const py::object& out) -> py::array {
+        const Pool2dParams p = make_adaptive_params("adaptive_avg_pool2d", shim::shape_of(x), size[0], size[1]);
+        return is_f32(x, "adaptive_avg_pool2d", "input") ? avg_fwd<float>(x, p, true, out)
+                                                         : avg_fwd<double>(x, p, true, out);
       },
-      py::arg("x"), py::arg("output_size"));
+      py::arg("x"), py::arg("output_size"), py::arg("out") = py::none());
   m.def(
       "adaptive_avg_pool2d_backward",
       [](const py::array& dy, const std::vector<int64_t>& x_shape) -> py::array {

@@ -63,6 +63,25 @@ py::array_t<T> empty(const std::vector<int64_t>& shape, const char* what) {
   return py::array_t<T>(s);
 }
 
+// The output array: a fresh one, or the caller's `out` after checking that it
+// is exactly what the kernel would allocate (dtype, shape, C-contiguous,
+// writeable). Overlap with the inputs is checked by the Python layer.
+template <typename T>
+py::array_t<T> output(const py::object& out, const std::vector<int64_t>& shape, const char* op, const char* what) {
+  if (out.is_none()) return empty<T>(shape, what);
+  if (!py::isinstance<py::array>(out))
+    throw py::type_error(cat(op, ": out must be a numpy array, got ", std::string(py::str(out.get_type()))));
+  py::array a = out.cast<py::array>();
+  if (!a.dtype().equal(py::dtype::of<T>()))
+    throw py::type_error(cat(op, ": out has dtype ", std::string(py::str(a.dtype())), ", expected ",
+                             std::string(py::str(py::dtype::of<T>()))));
+  if (shape_of(a) != shape)
+    value_error(op, ": out has shape ", shape_str(shape_of(a)), ", expected ", shape_str(shape));
+  if (!(a.flags() & py::array::c_style) || !a.writeable())
+    value_error(op, ": out must be a C-contiguous, writeable array");
+  return py::array_t<T>::ensure(a);
+}
+
 template <typename T>
 T* out_ptr(py::array_t<T>& a) {
   return a.mutable_data();

@@ -123,19 +123,18 @@ inline int64_t first_tap(int64_t s, int64_t dil) {
   return s;
 }
 
-template <typename T>
+template <typename T, bool IDX>
 void max_pool_plane(T* __restrict y, int64_t* __restrict ind, const T* __restrict x, const Pool2dParams& p,
                     const int64_t* lo, const int64_t* hi, const int64_t* off) {
   const T ninf = -std::numeric_limits<T>::infinity();
   for (int64_t oh = 0; oh < p.OH; ++oh) {
     T* yr = y + oh * p.OW;
-    int64_t* ir = ind + oh * p.OW;
+    int64_t* ir = IDX ? ind + oh * p.OW : nullptr;
     const int64_t hs = oh * p.sh - p.ph;
     const int64_t h0 = first_tap(hs, p.dh);
-    for (int64_t ow = 0; ow < p.OW; ++ow) {
-      yr[ow] = ninf;
-      ir[ow] = h0 * p.W + first_tap(ow * p.sw - p.pw, p.dw);
-    }
+    std::fill(yr, yr + p.OW, ninf);
+    if (IDX)
+      for (int64_t ow = 0; ow < p.OW; ++ow) ir[ow] = h0 * p.W + first_tap(ow * p.sw - p.pw, p.dw);
     for (int64_t kh = 0; kh < p.KH; ++kh) {
       const int64_t ih = hs + kh * p.dh;
       if (ih < 0 || ih >= p.H) continue;
@@ -143,12 +142,19 @@ void max_pool_plane(T* __restrict y, int64_t* __restrict ind, const T* __restric
       const int64_t rowbase = ih * p.W;
       for (int64_t kw = 0; kw < p.KW; ++kw) {
         const int64_t o = off[kw], sw = p.sw;
-        for (int64_t ow = lo[kw]; ow < hi[kw]; ++ow) {
-          const int64_t iw = ow * sw + o;
-          const T v = xr[iw];
-          const bool take = (v > yr[ow]) | (v != v);
-          yr[ow] = take ? v : yr[ow];
-          ir[ow] = take ? rowbase + iw : ir[ow];
+        if (IDX) {
+          for (int64_t ow = lo[kw]; ow < hi[kw]; ++ow) {
+            const int64_t iw = ow * sw + o;
+            const T v = xr[iw];
+            const bool take = (v > yr[ow]) | (v != v);
+            yr[ow] = take ? v : yr[ow];
+            ir[ow] = take ? rowbase + iw : ir[ow];
+          }
+        } else {  // values only: NaN still wins (v != v)
+          for (int64_t ow = lo[kw]; ow < hi[kw]; ++ow) {
+            const T v = xr[ow * sw + o];
+            yr[ow] = ((v > yr[ow]) | (v != v)) ? v : yr[ow];
+          }
         }
       }
     }
@@ -235,7 +241,10 @@ void max_pool2d_forward(T* y, int64_t* ind, const T* x, const Pool2dParams& p) {
   for (int64_t kw = 0; kw < p.KW; ++kw) tap_cols(p, kw, lo[size_t(kw)], hi[size_t(kw)], off[size_t(kw)]);
   const int64_t HW = p.H * p.W, P = p.OH * p.OW;
   parallel_for(p.planes(), threads_for_flops(pool_work(p) * p.KH * p.KW / 2, p.planes()), [&](int64_t t, int) {
-    max_pool_plane(y + t * P, ind + t * P, x + t * HW, p, lo.data(), hi.data(), off.data());
+    if (ind)
+      max_pool_plane<T, true>(y + t * P, ind + t * P, x + t * HW, p, lo.data(), hi.data(), off.data());
+    else
+      max_pool_plane<T, false>(y + t * P, nullptr, x + t * HW, p, lo.data(), hi.data(), off.data());
   });
 }
 

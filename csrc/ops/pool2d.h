@@ -33,7 +33,7 @@ Pool2dParams make_adaptive_params(const char* op, const std::vector<int64_t>& x_
 Pool2dParams make_unpool_params(const std::vector<int64_t>& x_shape, const std::vector<int64_t>& ind_shape,
                                 int64_t OH, int64_t OW);
 
-// x (N,C,H,W) -> y (N,C,OH,OW), ind (N,C,OH,OW) flat h*W+w per plane
+// x (N,C,H,W) -> y (N,C,OH,OW), ind (N,C,OH,OW) flat h*W+w per plane (ind may be null)
 template <typename T>
 void max_pool2d_forward(T* y, int64_t* ind, const T* x, const Pool2dParams& p);
 // dy, ind (N,C,OH,OW) -> dx (N,C,H,W)

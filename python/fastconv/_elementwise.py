@@ -1,12 +1,24 @@
-"""Activations, softmax, losses, dropout, batch norm, flatten on NumPy arrays.
+"""Activations, softmax, flatten and dropout on NumPy arrays, with their gradients.
 
-These are memory-bound: NumPy does them at memory speed, so they stay in
-Python. Each op has gradient functions beside it, taking what its forward
-saved; the autograd layer calls them.
+Semantics follow ``torch.nn.functional``. Every forward takes anything
+``np.asarray`` accepts (or a fastconv Tensor's data) and applies the dtype
+policy of ``_args``: float32/float64 are kept, ints/bool/float16 compute in
+float32, complex is a TypeError. Computing ops return fresh C-contiguous
+arrays; ``flatten`` and identity dropout may return views, as in PyTorch.
+
+Every ``*_backward`` returns fresh arrays the caller owns (the autograd layer
+may accumulate into them in place). NaN and Inf propagate as in PyTorch,
+including in the gradients (e.g. ``relu_backward`` passes the gradient through
+at a NaN input, because PyTorch masks with ``x <= 0``).
+
+Also home of the module-level random generator used by ``dropout``
+(``manual_seed`` / ``default_generator``).
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import numbers
 import threading
 
@@ -14,492 +26,430 @@ import numpy as np
 
 from ._args import as_int, common_float_dtype, contiguous, float_dtype, shape_str, to_array
 
-_REDUCTIONS = ("none", "mean", "sum")
+# --------------------------------------------------------------------------------------------
+# shared helpers (also used by _losses and _norm)
 
 
-def _float_input(x, name, op):
+def _float_input(x, name: str, op: str) -> np.ndarray:
+    """``x`` as a C-contiguous float array of the dtype the policy gives it."""
     a = to_array(x, name, op)
     return contiguous(a, float_dtype(a, name, op))
 
 
-def _fresh(a):
-    """Computing ops return fresh C-contiguous arrays."""
-    return np.ascontiguousarray(a)
+def _is_py_scalar(v) -> bool:
+    """A Python int/float (not a NumPy scalar): weak for the dtype, as in PyTorch and NumPy 2."""
+    return isinstance(v, (int, float)) and not isinstance(v, np.generic)
 
 
-def _dim(dim, ndim, op):
+def _common_dtype(op: str, named) -> np.dtype:
+    """Common float dtype of (name, original, array) triples; Python scalars only count when alone."""
+    for name, _, a in named:
+        float_dtype(a, name, op)  # TypeError for complex / non-numeric, whatever the others are
+    strong = [(n, a) for n, v, a in named if a is not None and not _is_py_scalar(v)]
+    use = strong if strong else [(n, a) for n, _, a in named if a is not None]
+    return common_float_dtype([a for _, a in use], [n for n, _ in use], op)
+
+
+def _float_inputs(op: str, **arrays):
+    """Several arrays converted to their common float dtype: (dtype, [arrays...])."""
+    named = [(n, v, to_array(v, n, op)) for n, v in arrays.items()]
+    dt = _common_dtype(op, named)
+    return dt, [contiguous(a, dt) for _, _, a in named]
+
+
+def _quiet(fn):
+    """Run ``fn`` with NumPy's floating-point warnings off: NaN/Inf results are intended, as in PyTorch."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with np.errstate(all="ignore"):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _result(a, dtype) -> np.ndarray:
+    """A C-contiguous ndarray of ``dtype`` (ufuncs on 0-d arrays give NumPy scalars)."""
+    a = np.asarray(a, dtype=dtype)
+    if not a.flags.c_contiguous:
+        a = np.ascontiguousarray(a)
+    return a
+
+
+def _same_shape(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str, op: str) -> None:
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{op}: {name_a} shape {shape_str(a.shape)} does not match {name_b} shape {shape_str(b.shape)}"
+        )
+
+
+def _norm_dim(dim, ndim: int, op: str, name: str = "dim") -> int:
+    """``dim`` wrapped into [0, max(ndim, 1)); a 0-d array accepts -1 and 0, as in PyTorch."""
     if dim is None:
-        raise TypeError(f"{op}: dim must be given explicitly (an int), got None")
-    d = as_int(dim, "dim", op)
-    nd = max(ndim, 1)
-    if not -nd <= d < nd:
-        raise ValueError(f"{op}: dim {d} is out of range for an input with {ndim} dimensions")
-    return d % nd
-
-
-def _reduction(reduction, op):
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    return reduction
-
-
-# --- activations ---------------------------------------------------------------
-
-
-def relu(input):
-    """max(x, 0) elementwise; NaN stays NaN (as PyTorch)."""
-    x = _float_input(input, "input", "relu")
-    return np.maximum(x, x.dtype.type(0))  # np.maximum propagates NaN
-
-
-def relu_backward(grad_output, input):
-    """dx = dy where x > 0, else 0."""
-    x = _float_input(input, "input", "relu_backward")
-    dy = _float_input(grad_output, "grad_output", "relu_backward")
-    return _fresh(np.where(x > 0, dy, np.zeros((), dy.dtype)).astype(dy.dtype, copy=False))
-
-
-def leaky_relu(input, negative_slope=0.01):
-    """x if x >= 0 else negative_slope * x."""
-    x = _float_input(input, "input", "leaky_relu")
-    if not isinstance(negative_slope, numbers.Real) or isinstance(negative_slope, bool):
-        raise TypeError(f"leaky_relu: negative_slope must be a real number, got {negative_slope!r}")
-    s = x.dtype.type(negative_slope)
-    return _fresh(np.where(x >= 0, x, x * s))
-
-
-def leaky_relu_backward(grad_output, input, negative_slope=0.01):
-    x = _float_input(input, "input", "leaky_relu_backward")
-    dy = _float_input(grad_output, "grad_output", "leaky_relu_backward")
-    s = dy.dtype.type(negative_slope)
-    return _fresh(np.where(x > 0, dy, dy * s))
-
-
-def sigmoid(input):
-    """1 / (1 + exp(-x)), computed without overflow for large |x|."""
-    x = _float_input(input, "input", "sigmoid")
-    out = np.empty_like(x)
-    pos = x >= 0
-    with np.errstate(over="ignore"):
-        out[pos] = 1 / (1 + np.exp(-x[pos]))
-        ex = np.exp(x[~pos])
-        out[~pos] = ex / (1 + ex)
-    return out
-
-
-def sigmoid_backward(grad_output, output):
-    y = _float_input(output, "output", "sigmoid_backward")
-    dy = _float_input(grad_output, "grad_output", "sigmoid_backward")
-    return _fresh(dy * y * (1 - y))
-
-
-def tanh(input):
-    x = _float_input(input, "input", "tanh")
-    return np.tanh(x)
-
-
-def tanh_backward(grad_output, output):
-    y = _float_input(output, "output", "tanh_backward")
-    dy = _float_input(grad_output, "grad_output", "tanh_backward")
-    return _fresh(dy * (1 - y * y))
-
-
-def softmax(input, dim):
-    """exp(x - max) / sum(exp(x - max)) along ``dim``."""
-    x = _float_input(input, "input", "softmax")
-    d = _dim(dim, x.ndim, "softmax")
-    if x.ndim == 0:
-        return np.ones_like(x)
-    m = np.max(x, axis=d, keepdims=True) if x.shape[d] else 0
-    with np.errstate(invalid="ignore"):
-        e = np.exp(x - m)
-        return _fresh(e / np.sum(e, axis=d, keepdims=True))
-
-
-def softmax_backward(grad_output, output, dim):
-    """dx = y * (dy - sum(dy * y, dim))."""
-    y = _float_input(output, "output", "softmax_backward")
-    dy = _float_input(grad_output, "grad_output", "softmax_backward")
-    d = _dim(dim, y.ndim, "softmax_backward")
-    if y.ndim == 0:
-        return np.zeros_like(dy)
-    return _fresh(y * (dy - np.sum(dy * y, axis=d, keepdims=True)))
-
-
-def log_softmax(input, dim):
-    """x - max - log(sum(exp(x - max))) along ``dim``."""
-    x = _float_input(input, "input", "log_softmax")
-    d = _dim(dim, x.ndim, "log_softmax")
-    if x.ndim == 0:
-        return np.zeros_like(x)
-    if x.shape[d] == 0:
-        return x.copy()
-    m = np.max(x, axis=d, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = x - m
-        return _fresh(z - np.log(np.sum(np.exp(z), axis=d, keepdims=True)))
-
-
-def log_softmax_backward(grad_output, output, dim):
-    """dx = dy - exp(y) * sum(dy, dim)."""
-    y = _float_input(output, "output", "log_softmax_backward")
-    dy = _float_input(grad_output, "grad_output", "log_softmax_backward")
-    d = _dim(dim, y.ndim, "log_softmax_backward")
-    if y.ndim == 0:
-        return np.zeros_like(dy)
-    return _fresh(dy - np.exp(y) * np.sum(dy, axis=d, keepdims=True))
-
-
-# --- losses --------------------------------------------------------------------
-
-
-def _ce_prepare(logits, target, op):
-    x = _float_input(logits, "input", op)
-    t = to_array(target, "target", op)
-    if x.ndim == 0:
-        raise ValueError(f"{op}: input must have at least 1 dimension (C,) or (N, C, ...), got a scalar")
-    class_axis = 0 if x.ndim == 1 else 1
-    C = x.shape[class_axis]
-    if t.dtype.kind == "f" and t.shape == x.shape:
-        return x, t.astype(x.dtype, copy=False), class_axis, True
-    if t.dtype.kind not in "iu":
-        if t.dtype.kind == "b":
-            raise TypeError(f"{op}: target must hold integer class indices, got bool")
         raise TypeError(
-            f"{op}: target must hold integer class indices (or class probabilities of the input's shape "
-            f"{shape_str(x.shape)}), got dtype {t.dtype} with shape {shape_str(t.shape)}"
+            f"{op}: {name} must be given as an int (PyTorch's deprecated implicit choice of dim is not supported)"
         )
-    want = x.shape[:class_axis] + x.shape[class_axis + 1 :]
-    if t.shape != want:
-        raise ValueError(
-            f"{op}: target shape {shape_str(t.shape)} does not match input shape {shape_str(x.shape)} "
-            f"(expected {shape_str(want)})"
-        )
-    return x, t.astype(np.int64, copy=False), class_axis, False
+    d = as_int(dim, name, op)
+    n = max(ndim, 1)
+    if not -n <= d < n:
+        raise ValueError(f"{op}: {name}={d} is out of range for a {ndim}-D input (expected {-n} <= {name} <= {n - 1})")
+    return d % n
 
 
-def _check_targets(t, C, ignore_index, op):
-    bad = (t != ignore_index) & ((t < 0) | (t >= C))
-    if np.any(bad):
-        v = int(t[bad].flat[0])
-        raise ValueError(f"{op}: target {v} is out of bounds for {C} classes (valid: 0..{C - 1} or ignore_index={ignore_index})")
+def _as_real(v, name: str, op: str) -> float:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{op}: {name} must be a real number, got {type(v).__name__} {v!r}")
+    return float(v)
 
 
-def cross_entropy(input, target, reduction="mean", ignore_index=-100, label_smoothing=0.0):
-    """Cross entropy of logits ``input`` against class indices (or probabilities).
+# Elementwise selection. np.where's inner loop branches per element, which a random sign pattern
+# (a ReLU's) makes several times slower than a streaming op; building the result from bit masks
+# is branch-free and exact, since it only moves bits. Arrays here are C-contiguous.
+_UINT = {4: np.uint32, 8: np.uint64}
 
-    input (N, C) / (N, C, d1, ...) / (C,); target (N,) / (N, d1, ...) / () of
-    integer classes, or float probabilities of the input's shape. Label
-    smoothing and ignore_index as ``torch.nn.functional.cross_entropy``.
+
+def _zero_where(cond: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """``np.where(cond, 0, a)`` as a fresh array (0 also where ``a`` is NaN/Inf)."""
+    u = _UINT[a.dtype.itemsize]
+    m = np.asarray(cond).view(np.uint8).astype(u)
+    m -= u(1)  # cond -> 0, else all ones
+    np.bitwise_and(a.view(u), m, out=m)
+    return m.view(a.dtype)
+
+
+def _choose(cond: np.ndarray, a: float, b: float, dtype: np.dtype) -> np.ndarray:
+    """``np.where(cond, a, b)`` for two scalars, as a fresh ``dtype`` array."""
+    u = _UINT[dtype.itemsize]
+    bits_a, bits_b = (np.array([v], dtype).view(u)[0] for v in (a, b))
+    m = np.asarray(cond).view(np.uint8).astype(u)
+    m *= u(bits_a ^ bits_b)  # cond -> bits_a ^ bits_b, else 0
+    m ^= bits_b
+    return m.view(dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# relu / leaky_relu
+
+
+@_quiet
+def relu(input) -> np.ndarray:
+    """``max(x, 0)`` elementwise; NaN stays NaN. Any shape -> same shape."""
+    x = _float_input(input, "input", "relu")
+    return _result(np.maximum(x, x.dtype.type(0)), x.dtype)
+
+
+@_quiet
+def relu_backward(grad_output, input_or_output) -> np.ndarray:
+    """Gradient of ``relu``: ``grad_output`` where ``not (x <= 0)``, else 0.
+
+    ``input_or_output`` may be relu's input or its output (the mask is the same);
+    both arrays have the same shape, which is the result's shape.
     """
-    y, _ = cross_entropy_forward(input, target, reduction, ignore_index, label_smoothing)
-    return y
+    op = "relu_backward"
+    dt, (dy, x) = _float_inputs(op, grad_output=grad_output, input=input_or_output)
+    _same_shape(dy, x, "grad_output", "input", op)
+    return _result(_zero_where(x <= 0, dy), dt)
 
 
-def _ls_check(label_smoothing, op):
-    if not isinstance(label_smoothing, numbers.Real) or isinstance(label_smoothing, bool):
-        raise TypeError(f"{op}: label_smoothing must be a float, got {label_smoothing!r}")
-    if not 0.0 <= float(label_smoothing) <= 1.0:
-        raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing}")
-    return float(label_smoothing)
+@_quiet
+def leaky_relu(input, negative_slope=0.01) -> np.ndarray:
+    """``x if x > 0 else negative_slope * x`` elementwise. Any shape -> same shape."""
+    op = "leaky_relu"
+    slope = _as_real(negative_slope, "negative_slope", op)
+    x = _float_input(input, "input", op)
+    if 0.0 < slope <= 1.0:
+        # then max(x, slope*x) picks x exactly when x > 0 (NaN propagates; +inf*slope stays inf)
+        y = np.multiply(x, x.dtype.type(slope), out=np.empty(x.shape, x.dtype))
+        return _result(np.maximum(x, y, out=y), x.dtype)
+    f = _choose(x > 0, 1.0, slope, x.dtype)  # x * (1 or slope): exactly PyTorch's products
+    return _result(np.multiply(x, f, out=f), x.dtype)
 
 
-def cross_entropy_forward(input, target, reduction="mean", ignore_index=-100, label_smoothing=0.0):
-    """(loss, saved) where saved feeds :func:`cross_entropy_backward`."""
-    op = "cross_entropy"
-    reduction = _reduction(reduction, op)
-    ls = _ls_check(label_smoothing, op)
-    ignore_index = as_int(ignore_index, "ignore_index", op)
-    x, t, ca, probs = _ce_prepare(input, target, op)
-    C = x.shape[ca]
-    logp = log_softmax(x, ca)
-    if probs:
-        tt = t * (1 - ls) + ls / C if ls else t
-        per = -np.sum(tt * logp, axis=ca)
-        n = x.dtype.type(per.size)
-        if reduction == "none":
-            loss = per
-        elif reduction == "sum":
-            loss = np.sum(per)
-        else:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                loss = np.sum(per) / n
-        return np.asarray(loss, dtype=x.dtype), (logp, t, ca, True, reduction, ignore_index, ls, n)
-    _check_targets(t, C, ignore_index, op)
-    valid = t != ignore_index
-    safe = np.where(valid, t, 0)
-    picked = np.take_along_axis(logp, np.expand_dims(safe, ca), axis=ca).squeeze(ca)
-    nll = -picked
-    if ls:
-        smooth = -np.sum(logp, axis=ca) / C
-        per = (1 - ls) * nll + ls * smooth
-    else:
-        per = nll
-    per = np.where(valid, per, 0).astype(x.dtype)
-    if reduction == "none":
-        loss = per
-        denom = None
-    elif reduction == "sum":
-        loss = np.sum(per)
-        denom = None
-    else:
-        denom = x.dtype.type(np.count_nonzero(valid))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            loss = np.sum(per) / denom
-    return np.asarray(loss, dtype=x.dtype), (logp, t, ca, False, reduction, ignore_index, ls, denom)
+@_quiet
+def leaky_relu_backward(grad_output, input, negative_slope=0.01) -> np.ndarray:
+    """Gradient of ``leaky_relu``: ``grad_output`` where ``input > 0``, else ``negative_slope * grad_output``.
+
+    Needs leaky_relu's *input* (its output has the wrong sign for a negative slope).
+    """
+    op = "leaky_relu_backward"
+    slope = _as_real(negative_slope, "negative_slope", op)
+    dt, (dy, x) = _float_inputs(op, grad_output=grad_output, input=input)
+    _same_shape(dy, x, "grad_output", "input", op)
+    f = _choose(x > 0, 1.0, slope, dt)
+    return _result(np.multiply(dy, f, out=f), dt)
 
 
-def cross_entropy_backward(grad_output, saved):
-    """Gradient w.r.t. the logits from what :func:`cross_entropy_forward` saved."""
-    logp, t, ca, probs, reduction, ignore_index, ls, denom = saved
-    g = np.asarray(to_array(grad_output, "grad_output", "cross_entropy_backward"), dtype=logp.dtype)
-    C = logp.shape[ca]
-    p = np.exp(logp)
-    if probs:
-        tt = t * (1 - ls) + ls / C if ls else t
-        # d/dx of -sum(tt * logp) = p * sum(tt) - tt
-        grad = p * np.sum(tt, axis=ca, keepdims=True) - tt
-        if reduction == "none":
-            scale = np.expand_dims(g, ca)
-        elif reduction == "sum":
-            scale = g
-        else:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                scale = g / denom
-        return _fresh((grad * scale).astype(logp.dtype))
-    valid = t != ignore_index
-    safe = np.where(valid, t, 0)
-    onehot = np.zeros_like(logp)
-    np.put_along_axis(onehot, np.expand_dims(safe, ca), 1, axis=ca)
-    target_dist = (1 - ls) * onehot + ls / C if ls else onehot
-    grad = p - target_dist
-    grad = grad * np.expand_dims(valid, ca)
-    if reduction == "none":
-        grad = grad * np.expand_dims(g, ca)
-    elif reduction == "sum":
-        grad = grad * g
-    else:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            grad = grad * (g / denom)
-    return _fresh(grad.astype(logp.dtype))
+# --------------------------------------------------------------------------------------------
+# sigmoid / tanh
 
 
-def mse_loss(input, target, reduction="mean"):
-    """Mean squared error ((input - target)**2, reduced); shapes broadcast."""
-    op = "mse_loss"
-    reduction = _reduction(reduction, op)
-    a, b, dt = _pair_inputs(input, target, op)
-    d = a - b
-    sq = d * d
-    if reduction == "none":
-        return _fresh(sq)
-    if reduction == "sum":
-        return np.asarray(np.sum(sq), dtype=dt)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.asarray(np.sum(sq) / dt.type(sq.size), dtype=dt)
+@_quiet
+def sigmoid(input) -> np.ndarray:
+    """``1 / (1 + exp(-x))`` elementwise. Any shape -> same shape.
+
+    For very negative x, exp(-x) overflows to inf and the result is 0 (the true
+    value is below the smallest normal number anyway), as in PyTorch.
+    """
+    x = _float_input(input, "input", "sigmoid")
+    y = np.negative(x, out=np.empty(x.shape, x.dtype))
+    np.exp(y, out=y)
+    y += 1
+    return _result(np.reciprocal(y, out=y), x.dtype)
 
 
-def _pair_inputs(input, target, op):
-    a = to_array(input, "input", op)
-    b = to_array(target, "target", op)
-    dt = common_float_dtype((a, b), ("input", "target"), op)
-    a, b = contiguous(a, dt), contiguous(b, dt)
-    try:
-        np.broadcast_shapes(a.shape, b.shape)
-    except ValueError:
-        raise ValueError(
-            f"{op}: input shape {shape_str(a.shape)} and target shape {shape_str(b.shape)} do not broadcast"
-        ) from None
-    return a, b, dt
+@_quiet
+def sigmoid_backward(grad_output, output) -> np.ndarray:
+    """Gradient of ``sigmoid`` from its output ``y``: ``grad_output * y * (1 - y)``. Same shapes."""
+    op = "sigmoid_backward"
+    dt, (dy, y) = _float_inputs(op, grad_output=grad_output, output=output)
+    _same_shape(dy, y, "grad_output", "output", op)
+    return _result(dy * (y * (1 - y)), dt)
 
 
-def mse_loss_backward(grad_output, input, target, reduction="mean"):
-    """(d input, d target) of :func:`mse_loss`, each in its own shape."""
-    from .autograd import _sum_to_shape
-
-    op = "mse_loss_backward"
-    reduction = _reduction(reduction, op)
-    a, b, dt = _pair_inputs(input, target, op)
-    g = np.asarray(to_array(grad_output, "grad_output", op), dtype=dt)
-    d = a - b
-    if reduction == "mean":
-        with np.errstate(invalid="ignore", divide="ignore"):
-            g = g / dt.type(d.size)
-    ga = 2 * d * g
-    return _fresh(_sum_to_shape(ga, a.shape)), _fresh(_sum_to_shape(-ga, b.shape))
+@_quiet
+def tanh(input) -> np.ndarray:
+    """Elementwise hyperbolic tangent. Any shape -> same shape."""
+    x = _float_input(input, "input", "tanh")
+    return _result(np.tanh(x), x.dtype)
 
 
-# --- shape / regularisation ---------------------------------------------------------
+@_quiet
+def tanh_backward(grad_output, output) -> np.ndarray:
+    """Gradient of ``tanh`` from its output ``y``: ``grad_output * (1 - y**2)``. Same shapes."""
+    op = "tanh_backward"
+    dt, (dy, y) = _float_inputs(op, grad_output=grad_output, output=output)
+    _same_shape(dy, y, "grad_output", "output", op)
+    return _result(dy * (1 - y * y), dt)
 
 
-def flatten(input, start_dim=1, end_dim=-1):
-    """Merge dims start_dim..end_dim (may return a view, as PyTorch)."""
-    x = to_array(input, "input", "flatten")
-    nd = max(x.ndim, 1)
-    s = as_int(start_dim, "start_dim", "flatten")
-    e = as_int(end_dim, "end_dim", "flatten")
-    if not (-nd <= s < nd and -nd <= e < nd):
-        raise ValueError(f"flatten: dims ({start_dim}, {end_dim}) out of range for shape {shape_str(x.shape)}")
-    s, e = s % nd, e % nd
-    if s > e:
-        raise ValueError(f"flatten: start_dim ({start_dim}) must not come after end_dim ({end_dim})")
+# --------------------------------------------------------------------------------------------
+# softmax / log_softmax
+#
+# Both subtract the maximum along ``dim`` first, so exp never overflows. A row
+# holding +inf, or only -inf, becomes NaN (inf - inf), as in PyTorch; NaN
+# anywhere in a row makes the whole row NaN.
+
+
+def _shifted(x: np.ndarray, axis: int) -> np.ndarray:
+    """``x - max(x, axis)`` (fresh array)."""
+    return np.subtract(x, np.max(x, axis=axis, keepdims=True))  # inf - inf -> nan, as PyTorch
+
+
+def _log_softmax_nd(x: np.ndarray, axis: int) -> np.ndarray:
+    """log_softmax of a non-empty array with ndim >= 1 (fresh, C-contiguous, x.dtype)."""
+    z = _shifted(x, axis)
+    s = np.sum(np.exp(z), axis=axis, keepdims=True, dtype=np.float64)
+    z -= np.log(s).astype(x.dtype)
+    return z
+
+
+def _softmax_nd(x: np.ndarray, axis: int) -> np.ndarray:
+    z = _shifted(x, axis)
+    np.exp(z, out=z)
+    s = np.sum(z, axis=axis, keepdims=True, dtype=np.float64)
+    z /= s.astype(x.dtype)
+    return z
+
+
+def _along_dim(fn, x: np.ndarray, dim, op: str) -> np.ndarray:
+    axis = _norm_dim(dim, x.ndim, op)
+    if x.size == 0:
+        return np.empty(x.shape, x.dtype)
     if x.ndim == 0:
-        return x.reshape(1)
-    shp = x.shape
-    return x.reshape(shp[:s] + (int(np.prod(shp[s : e + 1], dtype=np.int64)),) + shp[e + 1 :])
+        return fn(x.reshape(1), 0).reshape(())
+    return fn(x, axis)
 
 
-class _Rng(threading.local):
-    def __init__(self):
-        self.gen = np.random.default_rng()
+@_quiet
+def softmax(input, dim) -> np.ndarray:
+    """``exp(x) / sum(exp(x), dim)``, numerically stable. Any shape -> same shape.
+
+    ``dim`` is required (an int, negative counts from the end); ``None`` is a TypeError.
+    """
+    x = _float_input(input, "input", "softmax")
+    return _along_dim(_softmax_nd, x, dim, "softmax")
 
 
-_rng = _Rng()
-_seed_lock = threading.Lock()
-_global_seed = [None]
+@_quiet
+def log_softmax(input, dim) -> np.ndarray:
+    """``x - logsumexp(x, dim)``, numerically stable. Any shape -> same shape."""
+    x = _float_input(input, "input", "log_softmax")
+    return _along_dim(_log_softmax_nd, x, dim, "log_softmax")
 
 
-def manual_seed(seed: int) -> None:
-    """Seed fastconv's random generator (dropout masks, parameter initialisation)."""
-    s = as_int(seed, "seed", "manual_seed")
-    with _seed_lock:
-        _global_seed[0] = s
-    _rng.gen = np.random.default_rng(s)
+@_quiet
+def softmax_backward(grad_output, output, dim) -> np.ndarray:
+    """Gradient of ``softmax`` from its output ``y``: ``y * (g - sum(g * y, dim))``. Same shapes."""
+    op = "softmax_backward"
+    dt, (dy, y) = _float_inputs(op, grad_output=grad_output, output=output)
+    _same_shape(dy, y, "grad_output", "output", op)
+    axis = _norm_dim(dim, y.ndim, op)
+    if y.ndim == 0:
+        return _result(dy * (1 - y), dt)  # single element: y*(g - g*y)
+    s = np.sum(dy * y, axis=axis, keepdims=True, dtype=np.float64).astype(dt)
+    return _result((dy - s) * y, dt)
+
+
+@_quiet
+def log_softmax_backward(grad_output, output, dim) -> np.ndarray:
+    """Gradient of ``log_softmax`` from its output ``y``: ``g - exp(y) * sum(g, dim)``. Same shapes."""
+    op = "log_softmax_backward"
+    dt, (dy, y) = _float_inputs(op, grad_output=grad_output, output=output)
+    _same_shape(dy, y, "grad_output", "output", op)
+    axis = _norm_dim(dim, y.ndim, op)
+    if y.ndim == 0:
+        return _result(dy - np.exp(y) * dy, dt)
+    s = np.sum(dy, axis=axis, keepdims=True, dtype=np.float64).astype(dt)
+    return _result(dy - np.exp(y) * s, dt)
+
+
+# --------------------------------------------------------------------------------------------
+# flatten
+
+
+def _flatten_dims(ndim: int, start_dim, end_dim, op: str) -> tuple[int, int]:
+    s = _norm_dim(start_dim, ndim, op, "start_dim")
+    e = _norm_dim(end_dim, ndim, op, "end_dim")
+    if s > e:
+        raise ValueError(f"{op}: start_dim={start_dim} comes after end_dim={end_dim} for a {ndim}-D input")
+    return s, e
+
+
+def flatten(input, start_dim=1, end_dim=-1) -> np.ndarray:
+    """Merge dims ``start_dim..end_dim`` into one, as ``torch.flatten`` (default start_dim=1, like nn.Flatten).
+
+    (N, C, H, W) -> (N, C*H*W) by default. A 0-d input gives shape (1,). Returns
+    a view when the memory layout allows it (like PyTorch), else a copy. Integer
+    and bool inputs become float32 per the dtype policy; float inputs keep their dtype.
+    """
+    op = "flatten"
+    a = to_array(input, "input", op)
+    dt = float_dtype(a, "input", op)
+    if a.dtype != dt:
+        a = a.astype(dt)
+    s, e = _flatten_dims(a.ndim, start_dim, end_dim, op)
+    if a.ndim == 0:
+        return a.reshape(1)
+    shape = a.shape[:s] + (math.prod(a.shape[s : e + 1]),) + a.shape[e + 1 :]
+    return a.reshape(shape)
+
+
+def flatten_backward(grad_output, input_shape) -> np.ndarray:
+    """Gradient of ``flatten``: ``grad_output`` reshaped to ``input_shape`` (a fresh C-contiguous copy)."""
+    op = "flatten_backward"
+    dy = _float_input(grad_output, "grad_output", op)
+    shape = tuple(as_int(s, "input_shape", op) for s in input_shape)
+    if math.prod(shape) != dy.size:
+        raise ValueError(
+            f"{op}: grad_output shape {shape_str(dy.shape)} has {dy.size} elements, "
+            f"input_shape {shape_str(shape)} has {math.prod(shape)}"
+        )
+    return np.array(dy.reshape(shape), order="C", copy=True)
+
+
+# --------------------------------------------------------------------------------------------
+# random generator and dropout
+
+_rng_lock = threading.Lock()
+_default_rng = np.random.default_rng()
+
+
+def manual_seed(seed) -> np.random.Generator:
+    """Reseed fastconv's default random generator (used by ``dropout``); returns it.
+
+    Like ``torch.manual_seed``: any int is accepted (negative seeds are taken
+    modulo 2**64).
+    """
+    global _default_rng
+    s = as_int(seed, "seed", "manual_seed") % (1 << 64)
+    with _rng_lock:
+        _default_rng = np.random.default_rng(s)
+        return _default_rng
 
 
 def default_generator() -> np.random.Generator:
-    return _rng.gen
+    """The generator ``dropout`` draws from when none is passed (replaced by ``manual_seed``)."""
+    return _default_rng
 
 
-def _dropout_p(p, op):
-    if not isinstance(p, numbers.Real) or isinstance(p, bool):
-        raise TypeError(f"{op}: p must be a float, got {p!r}")
-    if not 0.0 <= float(p) <= 1.0:
-        raise ValueError(f"{op}: dropout probability has to be between 0 and 1, but got {p}")
-    return float(p)
+def _pick_generator(generator, rng, op: str) -> np.random.Generator:
+    if generator is not None and rng is not None:
+        raise TypeError(f"{op}: pass either generator= or rng=, not both")
+    g = generator if generator is not None else rng
+    if g is None:
+        return _default_rng
+    if not isinstance(g, np.random.Generator):
+        raise TypeError(f"{op}: generator must be a numpy.random.Generator, got {type(g).__name__}")
+    return g
 
 
-def dropout_forward(input, p=0.5, training=True, generator=None):
-    """(y, mask): y = x * mask with mask in {0, 1/(1-p)}; mask is None when nothing is dropped."""
+def _dropout_p(p, op: str) -> float:
+    p = _as_real(p, "p", op)
+    if not 0.0 <= p <= 1.0:  # also rejects NaN
+        raise ValueError(f"{op}: dropout probability p has to be between 0 and 1, got {p}")
+    return p
+
+
+def _dropout_scale(p: float) -> float:
+    return 0.0 if p == 1.0 else 1.0 / (1.0 - p)
+
+
+@_quiet
+def _dropout_with_mask(input, p=0.5, training=True, *, generator=None, rng=None):
+    """``dropout`` that also returns what its backward needs: ``(y, mask)``.
+
+    ``mask`` is a bool array of the input's shape (True = kept), or ``None`` when
+    dropout is the identity (``training=False`` or ``p == 0``); in that case ``y``
+    may be the input itself (``training=False``) or a fresh copy (``p == 0``).
+    """
     op = "dropout"
     p = _dropout_p(p, op)
-    x = _float_input(input, "input", op)
-    if not training or p == 0.0:
-        return x, None
-    if p == 1.0:
-        return np.zeros_like(x), np.zeros_like(x)
-    gen = generator if generator is not None else _rng.gen
-    keep = gen.random(x.shape) >= p
-    mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
-    return _fresh(x * mask), mask
-
-
-def dropout(input, p=0.5, training=True, generator=None):
-    """Inverted dropout: zero each element with probability p, scale the rest by 1/(1-p)."""
+    g = _pick_generator(generator, rng, op)
+    a = to_array(input, "input", op)
+    dt = float_dtype(a, "input", op)
     if not training:
-        _dropout_p(p, "dropout")
-        return input if isinstance(input, np.ndarray) else to_array(input, "input", "dropout")
-    return dropout_forward(input, p, training, generator)[0]
+        return (a if a.dtype == dt else a.astype(dt)), None
+    x = contiguous(a, dt)
+    if p == 0.0:
+        return np.array(x, order="C", copy=True), None
+    mask = np.asarray(g.random(x.shape) >= p)  # kept with probability 1 - p
+    # x * (mask * scale), as PyTorch: a dropped NaN/Inf still gives NaN, p=1 gives x * 0.
+    noise = mask.astype(dt)
+    noise *= dt.type(_dropout_scale(p))
+    np.multiply(x, noise, out=noise)
+    return noise, mask
 
 
-def dropout_backward(grad_output, mask):
-    dy = _float_input(grad_output, "grad_output", "dropout_backward")
-    return dy.copy() if mask is None else _fresh(dy * mask)
+def dropout(input, p=0.5, training=True, *, generator=None, rng=None) -> np.ndarray:
+    """Inverted dropout, as ``torch.nn.functional.dropout``.
+
+    In training each element is zeroed with probability ``p`` and the kept ones
+    are scaled by ``1/(1-p)``; ``p=1`` gives zeros (times the input, so NaN stays
+    NaN). ``training=False`` returns the input unchanged (the same array if it
+    already has a float dtype). ``generator`` (alias ``rng``) is a
+    ``numpy.random.Generator``; by default the module generator, seeded by
+    ``manual_seed``. Any shape -> same shape.
+    """
+    return _dropout_with_mask(input, p, training, generator=generator, rng=rng)[0]
 
 
-def _bn_shapes(x, op):
-    if x.ndim < 2:
-        raise ValueError(f"{op}: expected input of at least 2 dimensions (N, C, ...), got shape {shape_str(x.shape)}")
-    axes = (0,) + tuple(range(2, x.ndim))
-    bshape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
-    return axes, bshape
+@_quiet
+def dropout_backward(grad_output, mask, p) -> np.ndarray:
+    """Gradient of ``dropout`` given the forward's ``mask`` (from ``_dropout_with_mask``) and ``p``.
 
-
-def batch_norm_forward(
-    input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5
-):
-    """(y, saved_mean, saved_invstd) of batch norm; updates running stats in place when training."""
-    op = "batch_norm"
-    x = _float_input(input, "input", op)
-    axes, bshape = _bn_shapes(x, op)
-    C = x.shape[1]
-    for name, v in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
-        if v is not None and np.shape(to_array(v, name, op)) != (C,):
-            raise ValueError(
-                f"{op}: {name} must have shape ({C},) for input of shape {shape_str(x.shape)}, "
-                f"got {shape_str(np.shape(to_array(v, name, op)))}"
-            )
-    if not isinstance(eps, numbers.Real) or isinstance(eps, bool):
-        raise TypeError(f"{op}: eps must be a float, got {eps!r}")
-    dt = x.dtype
-    if training:
-        count = x.size // C if C else 0
-        if count <= 1:
-            raise ValueError(
-                f"{op}: expected more than 1 value per channel when training, got input shape {shape_str(x.shape)}"
-            )
-        mean = np.mean(x, axis=axes, dtype=np.float64)
-        var = np.var(x, axis=axes, dtype=np.float64)
-        if running_mean is not None or running_var is not None:
-            if momentum is None:
-                raise ValueError(f"{op}: momentum=None (cumulative average) is not supported")
-            m = float(momentum)
-            for name, buf, val in (
-                ("running_mean", running_mean, mean),
-                ("running_var", running_var, var * count / (count - 1)),
-            ):
-                if buf is None:
-                    continue
-                arr = buf if isinstance(buf, np.ndarray) else getattr(buf, "data", None)  # ndarray or Tensor
-                if not isinstance(arr, np.ndarray) or not arr.flags.writeable:
-                    raise TypeError(f"{op}: {name} must be a writable ndarray to be updated in place")
-                arr *= 1 - m
-                arr += (m * val).astype(arr.dtype)
-    else:
-        if running_mean is None or running_var is None:
-            raise ValueError(f"{op}: running_mean and running_var are required when training=False")
-        mean = np.asarray(to_array(running_mean, "running_mean", op), dtype=np.float64)
-        var = np.asarray(to_array(running_var, "running_var", op), dtype=np.float64)
-    invstd = 1.0 / np.sqrt(var + float(eps))
-    scale = invstd if weight is None else invstd * np.asarray(to_array(weight, "weight", op), dtype=np.float64)
-    shift = -mean * scale
-    if bias is not None:
-        shift = shift + np.asarray(to_array(bias, "bias", op), dtype=np.float64)
-    y = x * scale.astype(dt).reshape(bshape) + shift.astype(dt).reshape(bshape)
-    return _fresh(y.astype(dt, copy=False)), mean.astype(dt), invstd.astype(dt)
-
-
-def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
-    """Batch normalisation over (N, *spatial) per channel, as ``torch.nn.functional.batch_norm``."""
-    return batch_norm_forward(input, running_mean, running_var, weight, bias, training, momentum, eps)[0]
-
-
-def batch_norm_backward(grad_output, input, weight, saved_mean, saved_invstd, training, needs_input_grad=(True, True, True)):
-    """(dx, dweight, dbias) of batch norm from what the forward saved."""
-    op = "batch_norm_backward"
-    x = _float_input(input, "input", op)
-    dy = np.asarray(to_array(grad_output, "grad_output", op), dtype=x.dtype)
-    axes, bshape = _bn_shapes(x, op)
-    mean = np.asarray(saved_mean, np.float64).reshape(bshape)
-    invstd = np.asarray(saved_invstd, np.float64).reshape(bshape)
-    w = np.ones(x.shape[1]) if weight is None else np.asarray(to_array(weight, "weight", op), np.float64)
-    xhat = (x - mean) * invstd
-    need_dx, need_dw, need_db = needs_input_grad
-    dbias = np.sum(dy, axis=axes, dtype=np.float64) if (need_db or (need_dx and training)) else None
-    dweight = np.sum(dy * xhat, axis=axes, dtype=np.float64) if (need_dw or (need_dx and training)) else None
-    dx = None
-    if need_dx:
-        if training:
-            count = x.size // x.shape[1]
-            dx = (w.reshape(bshape) * invstd / count) * (
-                count * dy - dbias.reshape(bshape) - xhat * dweight.reshape(bshape)
-            )
-        else:
-            dx = dy * (w.reshape(bshape) * invstd)
-        dx = _fresh(dx.astype(x.dtype))
-    return (
-        dx,
-        dweight.astype(x.dtype) if need_dw and dweight is not None else None,
-        dbias.astype(x.dtype) if need_db and dbias is not None else None,
-    )
+    ``grad_output * mask / (1 - p)`` (0 for ``p == 1``); ``mask=None`` (identity
+    dropout) returns a copy of ``grad_output``. Same shapes.
+    """
+    op = "dropout_backward"
+    p = _dropout_p(p, op)
+    dy = _float_input(grad_output, "grad_output", op)
+    if mask is None:
+        return np.array(dy, order="C", copy=True)
+    m = np.asarray(mask)
+    if m.dtype != np.bool_:
+        raise TypeError(f"{op}: mask must be a bool array, got dtype {m.dtype}")
+    _same_shape(dy, m, "grad_output", "mask", op)
+    noise = m.astype(dy.dtype)
+    noise *= dy.dtype.type(_dropout_scale(p))
+    np.multiply(dy, noise, out=noise)
+    return noise

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _conv, _elementwise as E, _pool
+from . import _conv, _elementwise as E, _losses as L, _norm as N, _pool
 from .autograd import Function
 
 
@@ -189,14 +189,15 @@ class LogSoftmax(Function):
 class CrossEntropy(Function):
     @staticmethod
     def forward(ctx, logits, target, reduction, ignore_index, label_smoothing):
-        loss, saved = E.cross_entropy_forward(logits, target, reduction, ignore_index, label_smoothing)
-        ctx.saved = saved
-        return loss
+        ctx.opts = (reduction, ignore_index, label_smoothing)
+        ctx.save_for_backward(logits, target)
+        return L.cross_entropy(logits, target, reduction, ignore_index, label_smoothing)
 
     @staticmethod
     def backward(ctx, dy):
         # targets (class indices or probabilities) get no gradient
-        return E.cross_entropy_backward(dy, ctx.saved), None
+        logits, target = ctx.saved_tensors
+        return L.cross_entropy_backward(dy, logits, target, *ctx.opts), None
 
 
 class MSELoss(Function):
@@ -204,31 +205,30 @@ class MSELoss(Function):
     def forward(ctx, a, b, reduction):
         ctx.reduction = reduction
         ctx.save_for_backward(a, b)
-        return E.mse_loss(a, b, reduction)
+        return L.mse_loss(a, b, reduction)
 
     @staticmethod
     def backward(ctx, dy):
         a, b = ctx.saved_tensors
-        ga, gb = E.mse_loss_backward(dy, a, b, ctx.reduction)
-        return (ga if ctx.needs_input_grad[0] else None), (gb if ctx.needs_input_grad[1] else None)
+        return L.mse_loss_backward(dy, a, b, ctx.reduction, needs_input_grad=tuple(ctx.needs_input_grad[:2]))
 
 
 class Dropout(Function):
     @staticmethod
     def forward(ctx, x, p, generator):
-        y, mask = E.dropout_forward(x, p, True, generator)
-        ctx.mask = mask
+        y, mask = E._dropout_with_mask(x, p, True, generator=generator)
+        ctx.mask, ctx.p = mask, p
         return y
 
     @staticmethod
     def backward(ctx, dy):
-        return E.dropout_backward(dy, ctx.mask)
+        return E.dropout_backward(dy, ctx.mask, ctx.p)
 
 
 class BatchNorm(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps):
-        y, mean, invstd = E.batch_norm_forward(x, running_mean, running_var, weight, bias, training, momentum, eps)
+        y, mean, invstd = N.batch_norm_forward(x, running_mean, running_var, weight, bias, training, momentum, eps)
         ctx.training = training
         ctx.has = (weight is not None, bias is not None)
         ctx.save_for_backward(x, weight, mean, invstd)
@@ -238,7 +238,7 @@ class BatchNorm(Function):
     def backward(ctx, dy):
         x, w, mean, invstd = ctx.saved_tensors
         nx, nw, nb = ctx.needs_input_grad[:3]
-        dx, dw, db = E.batch_norm_backward(
+        dx, dw, db = N.batch_norm_backward(
             dy, x, w, mean, invstd, ctx.training, needs_input_grad=(nx, nw and ctx.has[0], nb and ctx.has[1])
         )
         return dx, dw, db

@@ -9,23 +9,20 @@ directly from the C++ kernels (what the autograd layer calls).
 
 from __future__ import annotations
 
-from . import _conv, _elementwise as _E, _functions as _fn, _pool
+from . import _conv, _elementwise as _E, _functions as _fn, _losses as _L, _norm as _N, _pool
 from ._conv import conv2d_backward, linear_backward
 from ._elementwise import (
-    batch_norm_backward,
-    batch_norm_forward,
-    cross_entropy_backward,
-    cross_entropy_forward,
     dropout_backward,
-    dropout_forward,
+    flatten_backward,
     leaky_relu_backward,
     log_softmax_backward,
-    mse_loss_backward,
     relu_backward,
     sigmoid_backward,
     softmax_backward,
     tanh_backward,
 )
+from ._losses import cross_entropy_backward, mse_loss_backward
+from ._norm import batch_norm_backward, batch_norm_forward
 from ._pool import (
     adaptive_avg_pool2d_backward,
     adaptive_max_pool2d_backward,
@@ -157,14 +154,14 @@ def cross_entropy(input, target, reduction="mean", ignore_index=-100, label_smoo
     """
     if _tensors(input, target):
         return _fn.CrossEntropy.apply(input, target, reduction, ignore_index, label_smoothing)
-    return _E.cross_entropy(input, target, reduction, ignore_index, label_smoothing)
+    return _L.cross_entropy(input, target, reduction, ignore_index, label_smoothing)
 
 
 def mse_loss(input, target, reduction="mean"):
     """Mean squared error with 'none' / 'mean' / 'sum' reduction."""
     if _tensors(input, target):
         return _fn.MSELoss.apply(input, target, reduction)
-    return _E.mse_loss(input, target, reduction)
+    return _L.mse_loss(input, target, reduction)
 
 
 def flatten(input, start_dim=1, end_dim=-1):
@@ -174,14 +171,18 @@ def flatten(input, start_dim=1, end_dim=-1):
     return _E.flatten(input, start_dim, end_dim)
 
 
-def dropout(input, p=0.5, training=True, generator=None):
-    """Inverted dropout: zero with probability p, scale the rest by 1/(1-p); identity when not training."""
+def dropout(input, p=0.5, training=True, *, generator=None, rng=None):
+    """Inverted dropout: zero with probability p, scale the rest by 1/(1-p); identity when not training.
+
+    ``generator`` (alias ``rng``): a ``numpy.random.Generator``; by default
+    fastconv's, seeded by :func:`fastconv.manual_seed`.
+    """
     if _tensors(input):
         _E._dropout_p(p, "dropout")
-        if not training or p == 0:
+        if not training:
             return input
-        return _fn.Dropout.apply(input, p, generator)
-    return _E.dropout(input, p, training, generator)
+        return _fn.Dropout.apply(input, p, generator if generator is not None else rng)
+    return _E.dropout(input, p, training, generator=generator, rng=rng)
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
@@ -190,7 +191,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
         rv = running_var.data if isinstance(running_var, Tensor) else running_var
         return _fn.BatchNorm.apply(input, weight, bias, rm, rv, training, momentum, eps)
-    return _E.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    return _N.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
 
 
 __all__ = [
@@ -221,13 +222,12 @@ __all__ = [
     "log_softmax",
     "log_softmax_backward",
     "cross_entropy",
-    "cross_entropy_forward",
     "cross_entropy_backward",
     "mse_loss",
     "mse_loss_backward",
     "flatten",
+    "flatten_backward",
     "dropout",
-    "dropout_forward",
     "dropout_backward",
     "batch_norm",
     "batch_norm_forward",
