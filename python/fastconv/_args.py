@@ -118,3 +118,15 @@ def nonneg_pair(v, name: str, op: str) -> tuple[int, int]:
 def shape_str(shape) -> str:
     shape = tuple(int(s) for s in shape)
     return str(shape)
+
+
+def check_out(out, inputs, op: str):
+    """``out=`` must be an ndarray that does not overlap any input."""
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{op}: out must be a numpy.ndarray, got {type(out).__name__}")
+    for a in inputs:
+        if a is not None and np.may_share_memory(out, a):
+            raise ValueError(f"{op}: out must not overlap an input")
+    return out

@@ -7,6 +7,7 @@ import numpy as np
 from . import _core
 from ._args import (
     as_int,
+    check_out,
     common_float_dtype,
     contiguous,
     nonneg_pair,
@@ -67,7 +68,7 @@ def _conv_arrays(op, input, weight, bias):
     return x, w, b, dt
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, out=None):
     """2-D cross-correlation, as ``torch.nn.functional.conv2d``.
 
     input (N, C, H, W) or (C, H, W); weight (OC, C/groups, kH, kW); bias (OC,)
@@ -76,15 +77,21 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     >>> import numpy as np, fastconv.functional as F
     >>> F.conv2d(np.ones((1, 1, 4, 4), np.float32), np.ones((2, 1, 3, 3), np.float32)).shape
     (1, 2, 2, 2)
+
+    ``out``: an existing C-contiguous array of the result's shape and dtype to
+    write into (repeated inference without fresh allocations).
     """
     op = "conv2d"
     x, w, b, dt = _conv_arrays(op, input, weight, bias)
     stride, pads, dil, groups = conv2d_options(w.shape, stride, padding, dilation, groups, op)
+    out = check_out(out, (x, w, b), op)
     unbatched = x.ndim == 3
     if unbatched:
         x = x[None]
+        if out is not None:
+            out = out[None]
     y = _core.conv2d_forward(
-        contiguous(x, dt), contiguous(w, dt), None if b is None else contiguous(b, dt), stride, pads, dil, groups
+        contiguous(x, dt), contiguous(w, dt), None if b is None else contiguous(b, dt), stride, pads, dil, groups, out
     )
     return y[0] if unbatched else y
 
@@ -132,14 +139,15 @@ def _linear_arrays(op, input, weight, bias):
     return x, w, b, dt
 
 
-def linear(input, weight, bias=None):
+def linear(input, weight, bias=None, out=None):
     """``input @ weight.T + bias`` over the last dimension, as ``torch.nn.functional.linear``.
 
     input (*, in_features); weight (out_features, in_features); bias (out_features,)
     -> (*, out_features).
     """
     x, w, b, dt = _linear_arrays("linear", input, weight, bias)
-    return _core.linear_forward(contiguous(x, dt), contiguous(w, dt), None if b is None else contiguous(b, dt))
+    out = check_out(out, (x, w, b), "linear")
+    return _core.linear_forward(contiguous(x, dt), contiguous(w, dt), None if b is None else contiguous(b, dt), out)
 
 
 def linear_backward(grad_output, input, weight, needs_input_grad=(True, True, True)):

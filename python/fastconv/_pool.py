@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._args import as_int, contiguous, float_dtype, nonneg_pair, positive_pair, shape_str, to_array
+from ._args import as_int, check_out, contiguous, float_dtype, nonneg_pair, positive_pair, shape_str, to_array
 
 
 def _input(op, input):
@@ -43,7 +43,7 @@ def _ceil(v, op):
     return bool(v)
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, out=None):
     """2-D max pooling, as ``torch.nn.functional.max_pool2d``.
 
     input (N, C, H, W) or (C, H, W) -> (N, C, OH, OW); with ``return_indices``
@@ -55,10 +55,15 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     s = _stride(stride, k, op)
     p = nonneg_pair(padding, "padding", op)
     d = positive_pair(dilation, "dilation", op)
-    y, ind = _core.max_pool2d_forward(x, k, s, p, d, _ceil(ceil_mode, op))
+    out = _batched_out(check_out(out, (x,), op), unbatched)
+    y, ind = _core.max_pool2d_forward(x, k, s, p, d, _ceil(ceil_mode, op), bool(return_indices), out)
     if return_indices:
         return _unbatch(y, unbatched), _unbatch(ind, unbatched)
     return _unbatch(y, unbatched)
+
+
+def _batched_out(out, unbatched):
+    return out[None] if (out is not None and unbatched) else out
 
 
 def max_pool2d_backward(grad_output, indices, input_shape):
@@ -75,12 +80,15 @@ def max_pool2d_backward(grad_output, indices, input_shape):
     return _unbatch(_core.max_pool_backward(dy, ind, list(shape)), unbatched)
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None):
+def avg_pool2d(
+    input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None, out=None
+):
     """2-D average pooling, as ``torch.nn.functional.avg_pool2d``."""
     op = "avg_pool2d"
     x, unbatched = _input(op, input)
     k, s, p, div = _avg_options(op, kernel_size, stride, padding, divisor_override)
-    y = _core.avg_pool2d_forward(x, k, s, p, _ceil(ceil_mode, op), bool(count_include_pad), div)
+    out = _batched_out(check_out(out, (x,), op), unbatched)
+    y = _core.avg_pool2d_forward(x, k, s, p, _ceil(ceil_mode, op), bool(count_include_pad), div, out)
     return _unbatch(y, unbatched)
 
 
@@ -129,11 +137,12 @@ def _output_size(output_size, x, op):
     return vals[0], vals[1]
 
 
-def adaptive_avg_pool2d(input, output_size):
+def adaptive_avg_pool2d(input, output_size, out=None):
     """Average over the windows that cut the input into ``output_size`` bins."""
     op = "adaptive_avg_pool2d"
     x, unbatched = _input(op, input)
-    return _unbatch(_core.adaptive_avg_pool2d_forward(x, _output_size(output_size, x, op)), unbatched)
+    out = _batched_out(check_out(out, (x,), op), unbatched)
+    return _unbatch(_core.adaptive_avg_pool2d_forward(x, _output_size(output_size, x, op), out), unbatched)
 
 
 def adaptive_avg_pool2d_backward(grad_output, input_shape):

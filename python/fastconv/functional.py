@@ -33,6 +33,11 @@ from ._pool import (
 from .tensor import Tensor
 
 
+def _no_out(out, op):
+    if out is not None:
+        raise TypeError(f"{op}: out= is for NumPy inputs; Tensor results are recorded for autograd")
+
+
 def _tensors(*args):
     for a in args:
         if isinstance(a, Tensor):
@@ -40,31 +45,35 @@ def _tensors(*args):
     return False
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, out=None):
     """2-D cross-correlation, as ``torch.nn.functional.conv2d``.
 
     input (N, C, H, W) or (C, H, W); weight (OC, C/groups, kH, kW); bias (OC,).
     ``padding``: int, pair, ``'valid'`` or ``'same'`` (stride 1; an even
     effective kernel puts the extra row/column at the bottom/right).
     Output (N, OC, OH, OW), OH = floor((H + pad_top + pad_bottom - dilation*(kH-1) - 1) / stride) + 1.
+    ``out``: an existing C-contiguous array of that shape and dtype to write into
+    (NumPy inputs only), so repeated inference reuses its buffers.
 
     >>> import numpy as np, fastconv.functional as F
     >>> F.conv2d(np.ones((1, 1, 4, 4), np.float32), np.ones((2, 1, 3, 3), np.float32)).shape
     (1, 2, 2, 2)
     """
     if _tensors(input, weight, bias):
+        _no_out(out, "conv2d")
         return _fn.Conv2d.apply(input, weight, bias, stride, padding, dilation, groups)
-    return _conv.conv2d(input, weight, bias, stride, padding, dilation, groups)
+    return _conv.conv2d(input, weight, bias, stride, padding, dilation, groups, out)
 
 
-def linear(input, weight, bias=None):
-    """``input @ weight.T + bias``: input (*, in), weight (out, in), bias (out,) -> (*, out)."""
+def linear(input, weight, bias=None, out=None):
+    """``input @ weight.T + bias``: input (*, in), weight (out, in), bias (out,) -> (*, out); ``out`` as conv2d."""
     if _tensors(input, weight, bias):
+        _no_out(out, "linear")
         return _fn.Linear.apply(input, weight, bias)
-    return _conv.linear(input, weight, bias)
+    return _conv.linear(input, weight, bias, out)
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, out=None):
     """2-D max pooling; with ``return_indices`` also the int64 argmax (h*W + w per plane).
 
     input (N, C, H, W) or (C, H, W); stride defaults to kernel_size; padding at
@@ -72,23 +81,28 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     inside the input or the left padding). NaN propagates.
     """
     if _tensors(input):
+        _no_out(out, "max_pool2d")
         y, ind = _fn.MaxPool2d.apply(input, kernel_size, stride, padding, dilation, ceil_mode)
         return (y, ind) if return_indices else y
-    return _pool.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+    return _pool.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, out)
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None):
+def avg_pool2d(
+    input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None, out=None
+):
     """2-D average pooling, as ``torch.nn.functional.avg_pool2d``."""
     if _tensors(input):
+        _no_out(out, "avg_pool2d")
         return _fn.AvgPool2d.apply(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
-    return _pool.avg_pool2d(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    return _pool.avg_pool2d(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, out)
 
 
-def adaptive_avg_pool2d(input, output_size):
+def adaptive_avg_pool2d(input, output_size, out=None):
     """Average pooling to ``output_size`` (int, pair, or pair with None = keep)."""
     if _tensors(input):
+        _no_out(out, "adaptive_avg_pool2d")
         return _fn.AdaptiveAvgPool2d.apply(input, output_size)
-    return _pool.adaptive_avg_pool2d(input, output_size)
+    return _pool.adaptive_avg_pool2d(input, output_size, out)
 
 
 def adaptive_max_pool2d(input, output_size, return_indices=False):
