@@ -25,6 +25,7 @@ void register_runtime(py::module_& m) {
     d["simd"] = std::string(k.isa);
     d["simd_available"] = available_isas();
     d["threads"] = num_threads();
+    d["forked_serial"] = forked_serial();
     d["sgemm_kernel"] = std::string(k.f32.name);
     d["dgemm_kernel"] = std::string(k.f64.name);
 #ifdef NDEBUG

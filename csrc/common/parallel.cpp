@@ -1,5 +1,7 @@
 #include "common/parallel.h"
 
+#include <pthread.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -21,7 +23,25 @@ std::atomic<int>& setting() {
   static std::atomic<int> n{default_num_threads()};
   return n;
 }
+
+std::atomic<bool> g_pool_started{false};
+std::atomic<bool> g_forked_serial{false};
+
+void on_fork_child() {
+  if (g_pool_started.load(std::memory_order_relaxed)) g_forked_serial.store(true, std::memory_order_relaxed);
+}
+
+struct ForkHandler {
+  ForkHandler() { pthread_atfork(nullptr, nullptr, on_fork_child); }
+};
+const ForkHandler g_fork_handler;
 }  // namespace
+
+bool forked_serial() { return g_forked_serial.load(std::memory_order_relaxed); }
+
+void note_pool_started() {
+  if (!g_pool_started.load(std::memory_order_relaxed)) g_pool_started.store(true, std::memory_order_relaxed);
+}
 
 int default_num_threads() {
   if (int n = parse_positive(std::getenv("OMP_NUM_THREADS"))) return n;
@@ -33,7 +53,7 @@ int default_num_threads() {
   return procs > 0 ? procs : 1;
 }
 
-int num_threads() { return setting().load(std::memory_order_relaxed); }
+int num_threads() { return forked_serial() ? 1 : setting().load(std::memory_order_relaxed); }
 
 void set_num_threads(int n) { setting().store(n < 1 ? 1 : n, std::memory_order_relaxed); }
 

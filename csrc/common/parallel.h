@@ -16,10 +16,15 @@
 
 namespace fastconv {
 
-int num_threads();               // current setting, >= 1
+int num_threads();               // threads kernels use now, >= 1 (1 in a child forked after the pool started)
 void set_num_threads(int n);     // n >= 1 (validated by the caller)
 int default_num_threads();       // OMP_NUM_THREADS if set and valid, else the core count
 bool have_openmp();
+// GNU OpenMP's thread pool does not survive fork(): a child that enters a
+// parallel region after its parent started the pool hangs. A fork handler
+// notes that case and the child then runs every kernel on its own thread.
+bool forked_serial();
+void note_pool_started();
 
 inline int thread_index() {
 #ifdef _OPENMP
@@ -45,6 +50,7 @@ void parallel_for(int64_t ntasks, int nthreads, F&& body) {
     return;
   }
 #ifdef _OPENMP
+  note_pool_started();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
   for (int64_t t = 0; t < ntasks; ++t) body(t, omp_get_thread_num());
 #else

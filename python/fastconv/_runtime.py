@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+import warnings
 
 from . import _core
 
@@ -21,6 +22,13 @@ def set_num_threads(n: int) -> None:
         raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}") from None
     if n < 1:
         raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
+    if n > 1 and _core.build_info()["forked_serial"]:
+        warnings.warn(
+            "fastconv: this process was forked after its parent started fastconv's OpenMP threads; "
+            "GNU OpenMP cannot run a thread team here, so kernels stay on one thread",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     _core.set_num_threads(n)
 
 
@@ -34,7 +42,9 @@ def build_info() -> dict:
 
     Keys: ``version``, ``compiler``, ``openmp`` (bool), ``simd`` (the kernel
     path in use: ``avx512``, ``avx2``, ``neon`` or ``scalar``),
-    ``simd_available`` (paths this build and CPU can run), ``threads``, and
-    the names of the GEMM micro-kernels in use.
+    ``simd_available`` (paths this build and CPU can run), ``threads``,
+    ``forked_serial`` (True in a child forked after the parent started the
+    OpenMP threads: kernels then run on one thread), and the names of the
+    GEMM micro-kernels in use.
     """
     return dict(_core.build_info())
