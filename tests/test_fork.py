@@ -31,12 +31,13 @@ def test_forked_child_runs_and_matches_parent():
     q = ctx.Queue()
     p = ctx.Process(target=_child, args=(q, x, w))
     p.start()
-    p.join(60)
-    if p.is_alive():
+    try:  # read before join: the child cannot exit until its queued arrays are drained
+        cy, cdx, cdw, serial, threads = q.get(timeout=60)
+    except Exception:
         p.kill()
         pytest.fail("the forked child hung in fastconv")
+    p.join(10)
     assert p.exitcode == 0
-    cy, cdx, cdw, serial, threads = q.get(timeout=10)
     assert serial and threads == 1
     # results do not depend on the thread count: bitwise equal to the parent's 2-thread run
     assert np.array_equal(cy, y) and np.array_equal(cdx, dx) and np.array_equal(cdw, dw)
