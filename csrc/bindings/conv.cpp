@@ -86,6 +86,18 @@ void register_conv(py::module_& m) {
     return std::string(conv2d_algorithm() == ConvAlgorithm::im2col ? "im2col" : "auto");
   });
   m.def(
+      "conv2d_check",
+      [](const std::vector<int64_t>& xs, const std::vector<int64_t>& ws, int64_t bias_len, Pair stride, Quad pad,
+         Pair dil, int64_t groups) -> py::tuple {
+        const Conv2dParams p = make_conv2d_params(xs, ws, bias_len, stride[0], stride[1], pad[0], pad[1], pad[2],
+                                                  pad[3], dil[0], dil[1], groups);
+        return py::make_tuple(p.N, p.OC, p.OH, p.OW);
+      },
+      py::arg("input_shape"), py::arg("weight_shape"), py::arg("bias_len"), py::arg("stride"), py::arg("padding"),
+      py::arg("dilation"), py::arg("groups"),
+      "Validate conv2d shapes and options (bias_len -1: no bias) without touching any data; returns the output "
+      "shape.");
+  m.def(
       "conv2d_forward",
       [](const py::array& x, const py::array& w, const py::object& b, Pair stride, Quad pad, Pair dil,
          int64_t groups, const py::object& out) -> py::array {

@@ -65,6 +65,16 @@ py::tuple backward(const py::array& dy, const py::array& x, const py::array& w, 
 
 void register_linear(py::module_& m) {
   m.def(
+      "linear_check",
+      [](const std::vector<int64_t>& xs, const std::vector<int64_t>& ws, int64_t bias_len) -> std::vector<int64_t> {
+        const LinearParams p = make_linear_params(xs, ws, bias_len);
+        std::vector<int64_t> ys = xs;
+        ys.back() = p.OUT;
+        return ys;
+      },
+      py::arg("input_shape"), py::arg("weight_shape"), py::arg("bias_len"),
+      "Validate linear shapes (bias_len -1: no bias) without touching any data; returns the output shape.");
+  m.def(
       "linear_forward",
       [](const py::array& x, const py::array& w, const py::object& b, const py::object& out) -> py::array {
         const LinearParams p = make_linear_params(shim::shape_of(x), shim::shape_of(w), shim::opt_len(b, "linear", "bias"));

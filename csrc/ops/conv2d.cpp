@@ -296,7 +296,7 @@ void fill_parallel(T* p, int64_t n, T v) {
 template <typename T>
 void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dParams& p) {
   if (p.N == 0 || p.OC == 0) return;
-  if (conv2d_is_depthwise(p)) return depthwise_forward(y, x, w, b, p);
+  if (depthwise_kernels_apply(p)) return depthwise_forward(y, x, w, b, p);
   if (conv2d_direct_applies(p) && conv2d_algorithm() != ConvAlgorithm::im2col)
     return conv2d_direct_forward(y, x, w, b, p);
   const GemmKernel<T>& kr = kernel_for<T>(active_kernels());
@@ -331,7 +331,7 @@ void conv2d_backward_data(T* dx, const T* dy, const T* w, const Conv2dParams& p)
   if (p.N == 0) return;
   const int64_t HW = p.H * p.W, P = p.P();
   if (p.OC == 0) return fill_parallel(dx, p.N * p.C * HW, T(0));
-  if (conv2d_is_depthwise(p)) return depthwise_backward_data(dx, dy, w, p);
+  if (depthwise_kernels_apply(p)) return depthwise_backward_data(dx, dy, w, p);
   if (conv2d_direct_applies(p) && conv2d_algorithm() != ConvAlgorithm::im2col) {
     // Stride 1: dx is the direct convolution of dy with the flipped, transposed
     // weights, w'[g*Cg + c, o, kh, kw] = w[g*OCg + o, c, KH-1-kh, KW-1-kw], padded by
@@ -412,7 +412,7 @@ void conv2d_backward_weight(T* dw, T* db, const T* dy, const T* x, const Conv2dP
   }
   if (!dw || p.OC == 0) return;
   if (p.N == 0) return fill_parallel(dw, p.OC * Kg, T(0));
-  if (conv2d_is_depthwise(p)) return depthwise_backward_weight(dw, dy, x, p);
+  if (depthwise_kernels_apply(p)) return depthwise_backward_weight(dw, dy, x, p);
   const GemmKernel<T>& kr = kernel_for<T>(active_kernels());
 
   // Inner products along the Wp pitch win when each image gives long rows to

@@ -8,6 +8,17 @@ namespace fastconv {
 
 inline bool conv2d_is_depthwise(const Conv2dParams& p) { return p.G > 1 && p.Cg() == 1; }
 
+// The depthwise kernels work on a zero-padded copy of each plane. When padding
+// or stride reach far beyond the image that copy would dwarf input and output
+// (up to 2^62 elements), so such shapes take the GEMM path, which only visits
+// in-bounds taps.
+inline bool depthwise_kernels_apply(const Conv2dParams& p) {
+  if (!conv2d_is_depthwise(p)) return false;
+  using L = long double;
+  const L hp = L(p.H) + L(p.pad_t) + L(p.pad_b), wp = L(p.W) + L(p.pad_l) + L(p.pad_r);
+  return hp * wp <= 4 * (L(p.H) * L(p.W) + L(p.OH) * L(p.OW)) + 65536;
+}
+
 struct DepthwiseKernels {
   void (*forward_f32)(float*, const float*, const float*, const float*, const Conv2dParams&);
   void (*backward_data_f32)(float*, const float*, const float*, const Conv2dParams&);

@@ -30,10 +30,11 @@ struct Im2colRow {
   int64_t ow_lo, ow_hi;  // 0 <= ow*sw + iw_off < W  exactly for ow in [ow_lo, ow_hi)
 };
 
-// Smallest t >= 0 with t*s + off >= a (s >= 1).
+// Smallest t >= 0 with t*s + off >= a (s >= 1). Written as (d - 1)/s + 1 so
+// that strides and paddings near 2^62 cannot overflow.
 inline int64_t first_at_least(int64_t a, int64_t s, int64_t off) {
   if (off >= a) return 0;
-  return (a - off + s - 1) / s;
+  return (a - off - 1) / s + 1;
 }
 
 inline Im2colGeom make_im2col_geom(const Conv2dParams& p) {

@@ -68,6 +68,28 @@ def _conv_arrays(op, input, weight, bias):
     return x, w, b, dt
 
 
+def _flags(needs_input_grad, op):
+    """needs_input_grad as three bools (input, weight, bias)."""
+    try:
+        flags = tuple(bool(v) for v in needs_input_grad)
+    except TypeError:
+        raise TypeError(
+            f"{op}: needs_input_grad must be a sequence of 3 bools, got {type(needs_input_grad).__name__}"
+        ) from None
+    if len(flags) != 3:
+        raise ValueError(
+            f"{op}: needs_input_grad must have 3 entries (input, weight, bias), got {len(flags)}"
+        )
+    return flags
+
+
+def _conv_check(x, w, b, stride, pads, dil, groups):
+    """Shape validation in C++ on the shapes alone: runs before any argument is copied,
+    so a shape error is reported even when an argument is a huge broadcast view."""
+    xs = x.shape if x.ndim == 4 else (1,) + x.shape
+    return _core.conv2d_check(xs, w.shape, -1 if b is None else b.shape[0], stride, pads, dil, groups)
+
+
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, out=None):
     """2-D cross-correlation, as ``torch.nn.functional.conv2d``.
 
@@ -84,6 +106,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     op = "conv2d"
     x, w, b, dt = _conv_arrays(op, input, weight, bias)
     stride, pads, dil, groups = conv2d_options(w.shape, stride, padding, dilation, groups, op)
+    _conv_check(x, w, b, stride, pads, dil, groups)
     out = check_out(out, (x, w, b), op)
     unbatched = x.ndim == 3
     if unbatched:
@@ -116,7 +139,13 @@ def conv2d_backward(
                 f"{op}: grad_output must be 3-D for an unbatched input, got shape {shape_str(dy.shape)}"
             )
         x, dy = x[None], dy[None]
-    need_dx, need_dw, need_db = (bool(v) for v in needs_input_grad)
+    need_dx, need_dw, need_db = _flags(needs_input_grad, op)
+    want = _conv_check(x, w, None, stride, pads, dil, groups)
+    if dy.shape != tuple(want):
+        got, want = (dy.shape[1:], want[1:]) if unbatched else (dy.shape, want)
+        raise ValueError(
+            f"{op}: grad_output has shape {shape_str(got)}, expected {shape_str(want)} (the forward output's shape)"
+        )
     dx, dw, db = _core.conv2d_backward(
         contiguous(dy, dt), contiguous(x, dt), contiguous(w, dt), stride, pads, dil, groups, need_dx, need_dw, need_db
     )
@@ -146,6 +175,7 @@ def linear(input, weight, bias=None, out=None):
     -> (*, out_features).
     """
     x, w, b, dt = _linear_arrays("linear", input, weight, bias)
+    _core.linear_check(x.shape, w.shape, -1 if b is None else b.shape[0])
     out = check_out(out, (x, w, b), "linear")
     return _core.linear_forward(contiguous(x, dt), contiguous(w, dt), None if b is None else contiguous(b, dt), out)
 
@@ -156,7 +186,10 @@ def linear_backward(grad_output, input, weight, needs_input_grad=(True, True, Tr
     x, w, _, _ = _linear_arrays(op, input, weight, None)
     dy = to_array(grad_output, "grad_output", op)
     dt = common_float_dtype((x, w, dy), ("input", "weight", "grad_output"), op)
-    need_dx, need_dw, need_db = (bool(v) for v in needs_input_grad)
+    need_dx, need_dw, need_db = _flags(needs_input_grad, op)
+    want = tuple(_core.linear_check(x.shape, w.shape, -1))
+    if dy.shape != want:
+        raise ValueError(f"{op}: grad_output has shape {shape_str(dy.shape)}, expected {shape_str(want)}")
     return tuple(
         _core.linear_backward(contiguous(dy, dt), contiguous(x, dt), contiguous(w, dt), need_dx, need_dw, need_db)
     )

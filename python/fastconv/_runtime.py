@@ -7,6 +7,10 @@ import warnings
 
 from . import _core
 
+#: The largest thread count ``set_num_threads`` accepts (far above any core count;
+#: a larger value is almost certainly a bug in the caller).
+MAX_THREADS = 4096
+
 
 def set_num_threads(n: int) -> None:
     """Set the number of threads every fastconv kernel uses (process-wide).
@@ -22,6 +26,8 @@ def set_num_threads(n: int) -> None:
         raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}") from None
     if n < 1:
         raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
+    if n > MAX_THREADS:
+        raise ValueError(f"set_num_threads: n must be <= {MAX_THREADS}, got {n}")
     if n > 1 and _core.build_info()["forked_serial"]:
         warnings.warn(
             "fastconv: this process was forked after its parent started fastconv's OpenMP threads; "
