@@ -86,6 +86,28 @@ void register_conv(py::module_& m) {
     return std::string(conv2d_algorithm() == ConvAlgorithm::im2col ? "im2col" : "auto");
   });
   m.def(
+      "conv2d_fast",
+      [](py::handle x, py::handle w, py::handle b, py::handle stride, py::handle padding, py::handle dilation,
+         py::handle groups) -> py::object {
+        const int dt = shim::fast_dtype(x);
+        if (dt < 0 || shim::fast_dtype(w) != dt || shim::fast_ndim(x) != 4 || shim::fast_ndim(w) != 4)
+          return py::none();
+        if (!b.is_none() && (shim::fast_dtype(b) != dt || shim::fast_ndim(b) != 1)) return py::none();
+        Pair s{}, pd{}, d{};
+        int64_t g = 0;
+        if (!shim::fast_pair(stride, 1, s) || !shim::fast_pair(padding, 0, pd) || !shim::fast_pair(dilation, 1, d) ||
+            !shim::fast_int(groups.ptr(), g) || g < 1)
+          return py::none();
+        const Conv2dParams p = make_conv2d_params(
+            shim::fast_shape(x), shim::fast_shape(w), b.is_none() ? -1 : shim::fast_shape(b)[0], s[0], s[1], pd[0],
+            pd[0], pd[1], pd[1], d[0], d[1], g);
+        const py::array xa = py::reinterpret_borrow<py::array>(x), wa = py::reinterpret_borrow<py::array>(w);
+        const py::object bo = py::reinterpret_borrow<py::object>(b);
+        if (dt == 0) return forward<float>(xa, wa, bo, p, py::none());
+        return forward<double>(xa, wa, bo, p, py::none());
+      },
+      "conv2d for the common case (see shim.h: fast paths); None when the general path must handle the call.");
+  m.def(
       "conv2d_check",
       [](const std::vector<int64_t>& xs, const std::vector<int64_t>& ws, int64_t bias_len, Pair stride, Quad pad,
          Pair dil, int64_t groups) -> py::tuple {

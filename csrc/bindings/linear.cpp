@@ -65,6 +65,21 @@ py::tuple backward(const py::array& dy, const py::array& x, const py::array& w, 
 
 void register_linear(py::module_& m) {
   m.def(
+      "linear_fast",
+      [](py::handle x, py::handle w, py::handle b) -> py::object {
+        const int dt = shim::fast_dtype(x);
+        if (dt < 0 || shim::fast_dtype(w) != dt || shim::fast_ndim(x) < 1 || shim::fast_ndim(w) != 2)
+          return py::none();
+        if (!b.is_none() && (shim::fast_dtype(b) != dt || shim::fast_ndim(b) != 1)) return py::none();
+        const LinearParams p =
+            make_linear_params(shim::fast_shape(x), shim::fast_shape(w), b.is_none() ? -1 : shim::fast_shape(b)[0]);
+        const py::array xa = py::reinterpret_borrow<py::array>(x), wa = py::reinterpret_borrow<py::array>(w);
+        const py::object bo = py::reinterpret_borrow<py::object>(b);
+        if (dt == 0) return forward<float>(xa, wa, bo, p, py::none());
+        return forward<double>(xa, wa, bo, p, py::none());
+      },
+      "linear for the common case (see shim.h: fast paths); None when the general path must handle the call.");
+  m.def(
       "linear_check",
       [](const std::vector<int64_t>& xs, const std::vector<int64_t>& ws, int64_t bias_len) -> std::vector<int64_t> {
         const LinearParams p = make_linear_params(xs, ws, bias_len);

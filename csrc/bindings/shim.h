@@ -10,6 +10,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -85,6 +86,61 @@ py::array_t<T> output(const py::object& out, const std::vector<int64_t>& shape, 
 template <typename T>
 T* out_ptr(py::array_t<T>& a) {
   return a.mutable_data();
+}
+
+// --- fast paths --------------------------------------------------------------
+// The functional ops try a C++ entry point first that accepts only the common
+// case (exact ndarrays, same float dtype, C-contiguous, aligned, native byte
+// order; options as plain ints or 2-tuples of ints). Anything else makes it
+// return None and the Python layer's general handling (conversions, copies,
+// error messages for bad options) takes over. Shape errors raised here are the
+// same ValueErrors the general path raises (same params builders).
+
+// 0: float32, 1: float64, -1: not eligible.
+inline int fast_dtype(py::handle h) {
+  PyObject* o = h.ptr();
+  if (Py_TYPE(o) != py::detail::npy_api::get().PyArray_Type_) return -1;
+  const auto* a = py::detail::array_proxy(o);
+  constexpr int need = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+  if ((a->flags & need) != need) return -1;
+  const auto* d = py::detail::array_descriptor_proxy(a->descr);
+  if (d->byteorder == '>') return -1;
+  if (d->kind != 'f') return -1;
+  if (d->type_num == 11) return 0;  // NPY_FLOAT
+  if (d->type_num == 12) return 1;  // NPY_DOUBLE
+  return -1;
+}
+
+inline int fast_ndim(py::handle h) { return py::detail::array_proxy(h.ptr())->nd; }
+
+inline bool fast_int(PyObject* o, int64_t& v) {
+  if (!PyLong_CheckExact(o)) return false;  // bool and int subclasses take the general path
+  int overflow = 0;
+  const long long x = PyLong_AsLongLongAndOverflow(o, &overflow);
+  if (overflow || x < -(int64_t(1) << 62) || x > (int64_t(1) << 62)) {
+    PyErr_Clear();
+    return false;
+  }
+  v = x;
+  return true;
+}
+
+// An int (both entries) or a tuple of two ints, each >= lo.
+inline bool fast_pair(py::handle h, int64_t lo, std::array<int64_t, 2>& out) {
+  PyObject* o = h.ptr();
+  if (fast_int(o, out[0])) {
+    out[1] = out[0];
+  } else if (PyTuple_CheckExact(o) && PyTuple_GET_SIZE(o) == 2) {
+    if (!fast_int(PyTuple_GET_ITEM(o, 0), out[0]) || !fast_int(PyTuple_GET_ITEM(o, 1), out[1])) return false;
+  } else {
+    return false;
+  }
+  return out[0] >= lo && out[1] >= lo;
+}
+
+inline std::vector<int64_t> fast_shape(py::handle h) {
+  const auto* a = py::detail::array_proxy(h.ptr());
+  return std::vector<int64_t>(a->dimensions, a->dimensions + a->nd);
 }
 
 // Length of an optional 1-D array (-1 for None); a wrong rank is a ValueError.

@@ -72,11 +72,12 @@ Conv2dParams make_conv2d_params(const std::vector<int64_t>& xs, const std::vecto
   p.stride_h = stride_h; p.stride_w = stride_w;
   p.pad_t = pad_t; p.pad_b = pad_b; p.pad_l = pad_l; p.pad_r = pad_r;
   p.dil_h = dil_h; p.dil_w = dil_w;
-  const std::string shapes = cat("input shape ", shape_str(xs), ", weight shape ", shape_str(ws));
+  // built only when an error is raised (this runs on every call)
+  const auto shapes = [&] { return cat("input shape ", shape_str(xs), ", weight shape ", shape_str(ws)); };
   for (int64_t d : xs)
-    if (d < 0) value_error("conv2d: negative dimension in ", shapes);
+    if (d < 0) value_error("conv2d: negative dimension in ", shapes());
   for (int64_t d : ws)
-    if (d < 0) value_error("conv2d: negative dimension in ", shapes);
+    if (d < 0) value_error("conv2d: negative dimension in ", shapes());
   if (groups < 1) value_error("conv2d: groups must be a positive integer, got ", groups);
   if (stride_h < 1 || stride_w < 1)
     value_error("conv2d: stride must be positive, got (", stride_h, ", ", stride_w, ")");
@@ -86,14 +87,14 @@ Conv2dParams make_conv2d_params(const std::vector<int64_t>& xs, const std::vecto
                 ", right ", pad_r, ")");
   if (p.C == 0 || p.H == 0 || p.W == 0)
     value_error("conv2d: input must have non-zero channels, height and width, got ", shape_str(xs));
-  if (p.KH == 0 || p.KW == 0) value_error("conv2d: kernel size must be positive; ", shapes);
+  if (p.KH == 0 || p.KW == 0) value_error("conv2d: kernel size must be positive; ", shapes());
   if (p.C % groups != 0)
-    value_error("conv2d: input channels (", p.C, ") must be divisible by groups (", groups, "); ", shapes);
+    value_error("conv2d: input channels (", p.C, ") must be divisible by groups (", groups, "); ", shapes());
   if (p.OC % groups != 0)
-    value_error("conv2d: weight out_channels (", p.OC, ") must be divisible by groups (", groups, "); ", shapes);
+    value_error("conv2d: weight out_channels (", p.OC, ") must be divisible by groups (", groups, "); ", shapes());
   if (ws[1] != p.C / groups)
     value_error("conv2d: weight expects ", ws[1], " input channels per group, but input has ", p.C,
-                " channels with groups=", groups, " (", p.C / groups, " per group); ", shapes);
+                " channels with groups=", groups, " (", p.C / groups, " per group); ", shapes());
   if (bias_len >= 0 && bias_len != p.OC)
     value_error("conv2d: bias must have shape (", p.OC, ",) to match weight out_channels, got (", bias_len, ",)");
   // effective kernel extent vs padded input (checked, as users can pass huge values)
@@ -103,7 +104,7 @@ Conv2dParams make_conv2d_params(const std::vector<int64_t>& xs, const std::vecto
   const int64_t pw = checked_add(checked_add(p.W, pad_l, "conv2d padded width"), pad_r, "conv2d padded width");
   if (eff_h > ph || eff_w > pw)
     value_error("conv2d: kernel (", p.KH, ", ", p.KW, ") with dilation (", dil_h, ", ", dil_w,
-                ") spans (", eff_h, ", ", eff_w, "), larger than the padded input (", ph, ", ", pw, "); ", shapes);
+                ") spans (", eff_h, ", ", eff_w, "), larger than the padded input (", ph, ", ", pw, "); ", shapes());
   p.OH = (ph - eff_h) / stride_h + 1;
   p.OW = (pw - eff_w) / stride_w + 1;
   // every size the kernels index with must fit in int64

@@ -103,6 +103,10 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     ``out``: an existing C-contiguous array of the result's shape and dtype to
     write into (repeated inference without fresh allocations).
     """
+    if out is None:
+        y = _core.conv2d_fast(input, weight, bias, stride, padding, dilation, groups)
+        if y is not None:
+            return y
     op = "conv2d"
     x, w, b, dt = _conv_arrays(op, input, weight, bias)
     stride, pads, dil, groups = conv2d_options(w.shape, stride, padding, dilation, groups, op)
@@ -174,6 +178,10 @@ def linear(input, weight, bias=None, out=None):
     input (*, in_features); weight (out_features, in_features); bias (out_features,)
     -> (*, out_features).
     """
+    if out is None:
+        y = _core.linear_fast(input, weight, bias)
+        if y is not None:
+            return y
     x, w, b, dt = _linear_arrays("linear", input, weight, bias)
     _core.linear_check(x.shape, w.shape, -1 if b is None else b.shape[0])
     out = check_out(out, (x, w, b), "linear")

@@ -131,9 +131,15 @@ def _choose(cond: np.ndarray, a: float, b: float, dtype: np.dtype) -> np.ndarray
 # relu / leaky_relu
 
 
-@_quiet
 def relu(input) -> np.ndarray:
     """``max(x, 0)`` elementwise; NaN stays NaN. Any shape -> same shape."""
+    if type(input) is np.ndarray and input.flags.c_contiguous and input.dtype.char in "fd" and input.ndim:
+        return np.maximum(input, input.dtype.type(0))  # np.maximum propagates NaN without a warning
+    return _relu(input)
+
+
+@_quiet
+def _relu(input) -> np.ndarray:
     x = _float_input(input, "input", "relu")
     return _result(np.maximum(x, x.dtype.type(0)), x.dtype)
 

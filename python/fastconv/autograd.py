@@ -100,6 +100,22 @@ class Context:
         self.saved_tensors = arrays
 
 
+@functools.lru_cache(maxsize=None)
+def _no_grads(n):
+    return (False,) * n
+
+
+_TENSOR = []
+
+
+def _tensor_class():
+    if not _TENSOR:
+        from .tensor import Tensor
+
+        _TENSOR.append(Tensor)
+    return _TENSOR[0]
+
+
 class Node:
     """One recorded application of a Function."""
 
@@ -129,12 +145,19 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        from .tensor import Tensor
-
-        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-        record = _state.enabled and any(needs)
-        ctx = Context(needs if record else (False,) * len(args))
+        Tensor = _tensor_class()
         raw = [a.data if isinstance(a, Tensor) else a for a in args]
+        record = False
+        if _state.enabled:
+            needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+            record = True in needs
+        if not record:
+            # inference: run the forward on the arrays, wrap the outputs, record nothing
+            out = cls.forward(Context(_no_grads(len(args))), *raw, **kwargs)
+            if type(out) is tuple:
+                return tuple(Tensor._from_op(o, None, i) for i, o in enumerate(out))
+            return Tensor._from_op(out, None, 0)
+        ctx = Context(needs)
         out = cls.forward(ctx, *raw, **kwargs)
         multi = isinstance(out, tuple)
         outs = out if multi else (out,)

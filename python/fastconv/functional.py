@@ -9,7 +9,8 @@ directly from the C++ kernels (what the autograd layer calls).
 
 from __future__ import annotations
 
-from . import _conv, _elementwise as _E, _functions as _fn, _losses as _L, _norm as _N, _pool
+from . import autograd as _autograd
+from . import _core, _conv, _elementwise as _E, _functions as _fn, _losses as _L, _norm as _N, _pool
 from ._conv import conv2d_backward, linear_backward
 from ._elementwise import (
     dropout_backward,
@@ -45,6 +46,21 @@ def _tensors(*args):
     return False
 
 
+def _untracked(*args):
+    """The arrays behind ``args`` when nothing will be recorded for autograd (grad mode
+    off, or no Tensor among them requires grad), else None: inference on Tensors then
+    takes the same C++ fast path as NumPy input."""
+    if _autograd._state.enabled:
+        for a in args:
+            if isinstance(a, Tensor) and a.requires_grad:
+                return None
+    return [a.data if isinstance(a, Tensor) else a for a in args]
+
+
+def _wrap(y):
+    return Tensor._from_op(y, None, 0)
+
+
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, out=None):
     """2-D cross-correlation, as ``torch.nn.functional.conv2d``.
 
@@ -59,16 +75,34 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     >>> F.conv2d(np.ones((1, 1, 4, 4), np.float32), np.ones((2, 1, 3, 3), np.float32)).shape
     (1, 2, 2, 2)
     """
+    if out is None:
+        y = _core.conv2d_fast(input, weight, bias, stride, padding, dilation, groups)
+        if y is not None:
+            return y
     if _tensors(input, weight, bias):
         _no_out(out, "conv2d")
+        raw = _untracked(input, weight, bias)
+        if raw is not None:
+            y = _core.conv2d_fast(*raw, stride, padding, dilation, groups)
+            if y is not None:
+                return _wrap(y)
         return _fn.Conv2d.apply(input, weight, bias, stride, padding, dilation, groups)
     return _conv.conv2d(input, weight, bias, stride, padding, dilation, groups, out)
 
 
 def linear(input, weight, bias=None, out=None):
     """``input @ weight.T + bias``: input (*, in), weight (out, in), bias (out,) -> (*, out); ``out`` as conv2d."""
+    if out is None:
+        y = _core.linear_fast(input, weight, bias)
+        if y is not None:
+            return y
     if _tensors(input, weight, bias):
         _no_out(out, "linear")
+        raw = _untracked(input, weight, bias)
+        if raw is not None:
+            y = _core.linear_fast(*raw)
+            if y is not None:
+                return _wrap(y)
         return _fn.Linear.apply(input, weight, bias)
     return _conv.linear(input, weight, bias, out)
 
@@ -82,6 +116,10 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     """
     if _tensors(input):
         _no_out(out, "max_pool2d")
+        raw = _untracked(input)
+        if raw is not None:
+            r = _pool.max_pool2d(raw[0], kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+            return (_wrap(r[0]), _wrap(r[1])) if return_indices else _wrap(r)
         y, ind = _fn.MaxPool2d.apply(input, kernel_size, stride, padding, dilation, ceil_mode)
         return (y, ind) if return_indices else y
     return _pool.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, out)
@@ -93,6 +131,10 @@ def avg_pool2d(
     """2-D average pooling, as ``torch.nn.functional.avg_pool2d``."""
     if _tensors(input):
         _no_out(out, "avg_pool2d")
+        raw = _untracked(input)
+        if raw is not None:
+            return _wrap(_pool.avg_pool2d(raw[0], kernel_size, stride, padding, ceil_mode, count_include_pad,
+                                          divisor_override))
         return _fn.AvgPool2d.apply(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
     return _pool.avg_pool2d(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, out)
 
@@ -123,6 +165,9 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
 def relu(input):
     """max(x, 0)."""
     if _tensors(input):
+        raw = _untracked(input)
+        if raw is not None:
+            return _wrap(_E.relu(raw[0]))
         return _fn.ReLU.apply(input)
     return _E.relu(input)
 

@@ -121,6 +121,8 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         out = self.forward(*args, **kwargs)
+        if not self._forward_hooks:
+            return out
         for hook in list(self._forward_hooks.values()):
             r = hook(self, args, out)
             if r is not None:
