@@ -1,4 +1,6 @@
 // Runtime settings and build information.
+#include <algorithm>
+#include <chrono>
 #include "bindings/shim.h"
 #include "common/parallel.h"
 #include "cpu/cpu.h"
@@ -16,6 +18,31 @@ void register_runtime(py::module_& m) {
   m.def("set_isa", &set_isa, py::arg("isa"));
   m.def("active_isa", &active_isa);
   m.def("available_isas", &available_isas);
+  m.def(
+      "fma_peak",
+      [](double seconds) {
+        // float FMA throughput of the active ISA on the calling thread, GFLOP/s (best of short runs)
+        if (!(seconds > 0 && seconds <= 10)) value_error("fma_peak: seconds must be in (0, 10], got ", seconds);
+        const KernelTable& k = active_kernels();
+        py::gil_scoped_release nogil;
+        float sink = 0;
+        double best = 0;
+        int64_t iters = 1 << 16;
+        const auto t_end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+        while (std::chrono::steady_clock::now() < t_end) {
+          const auto t0 = std::chrono::steady_clock::now();
+          const double flops = k.fma_probe(iters, &sink);
+          const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          if (dt < 1e-3) {
+            iters *= 2;
+            continue;
+          }
+          best = std::max(best, flops / dt * 1e-9);
+        }
+        if (sink == 12345.0f) best += 0;  // keep the result alive
+        return best;
+      },
+      py::arg("seconds") = 0.2);
   m.def("build_info", []() {
     py::dict d;
     const KernelTable& k = active_kernels();

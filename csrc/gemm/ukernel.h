@@ -47,10 +47,16 @@ struct GemmKernel {
   const char* name; // e.g. "sgemm_ukernel_6x16__avx2"
 };
 
+// FMA throughput probe: `iters` rounds of independent float FMAs on this
+// ISA's widest registers; returns the number of flops done (2 per lane per FMA).
+// Timed by the caller; used by the benchmarks to report % of peak.
+using FmaProbeFn = double (*)(int64_t iters, float* sink);
+
 struct KernelTable {
   const char* isa;  // "avx512", "avx2", "neon", "scalar"
   GemmKernel<float> f32;
   GemmKernel<double> f64;
+  FmaProbeFn fma_probe;
 };
 
 template <typename T>

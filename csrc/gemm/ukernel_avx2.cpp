@@ -235,10 +235,30 @@ void ddot4x3__avx2(int64_t len, const double* const* a, const double* const* b, 
       _mm256_setzero_pd());
 }
 
+
+// FMA peak probe: 12 independent accumulators (covers FMA latency x pipes,
+// and with the 2 constants still fits the register file, so nothing spills).
+double fma_probe__avx2(int64_t iters, float* sink) {
+  __m256 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(1.0f + 1e-7f * i);
+  const __m256 m = _mm256_set1_ps(0.999999f), a = _mm256_set1_ps(1e-7f);
+  for (int64_t it = 0; it < iters; ++it) {
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], m, a);
+  }
+  __m256 t = acc[0];
+  for (int i = 1; i < 12; ++i) t = _mm256_add_ps(t, acc[i]);
+  alignas(64) float out[16];
+  _mm256_store_ps(out, t);
+  *sink = out[0];
+  return double(iters) * 12 * 8 * 2;
+}
+
 const KernelTable kAvx2 = {
     "avx2",
     {sgemm_ukernel_6x16__avx2, sgemm_ukernel_off_6x16__avx2, sgemv__avx2, sdot4x3__avx2, 6, 16, 256, 144, 4096, "sgemm_ukernel_6x16__avx2"},
     {dgemm_ukernel_6x8__avx2, dgemm_ukernel_off_6x8__avx2, dgemv__avx2, ddot4x3__avx2, 6, 8, 256, 72, 2048, "dgemm_ukernel_6x8__avx2"},
+    fma_probe__avx2,
 };
 
 }  // namespace

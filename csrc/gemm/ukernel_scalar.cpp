@@ -33,10 +33,24 @@ void ddot4x3__scalar(int64_t len, const double* const* a, const double* const* b
   ref::dot4x3<double, 4>(len, a, b, out);
 }
 
+// FMA probe for the portable path: 16 independent scalar multiply-adds.
+double fma_probe__scalar(int64_t iters, float* sink) {
+  float acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = 1.0f + 1e-7f * float(i);
+  for (int64_t it = 0; it < iters; ++it) {
+    for (int i = 0; i < 16; ++i) acc[i] = acc[i] * 0.999999f + 1e-7f;
+  }
+  float t = 0;
+  for (int i = 0; i < 16; ++i) t += acc[i];
+  *sink = t;
+  return double(iters) * 16 * 2;
+}
+
 const KernelTable kScalar = {
     "scalar",
     {sgemm_ukernel_4x8__scalar, sgemm_ukernel_off_4x8__scalar, sgemv__scalar, sdot4x3__scalar, 4, 8, 256, 128, 2048, "sgemm_ukernel_4x8__scalar"},
     {dgemm_ukernel_4x4__scalar, dgemm_ukernel_off_4x4__scalar, dgemv__scalar, ddot4x3__scalar, 4, 4, 256, 64, 2048, "dgemm_ukernel_4x4__scalar"},
+    fma_probe__scalar,
 };
 }  // namespace
 

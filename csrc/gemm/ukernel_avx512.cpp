@@ -1,0 +1,231 @@
+// AVX-512 micro-kernels (this file alone is compiled with -mavx512f/dq/bw/vl).
+//
+// sgemm 12x32: 24 zmm accumulators (12 rows of A broadcast x 2 zmm of B);
+// with the 2 B vectors and one broadcast that is 27 of the 32 zmm registers.
+// Per k step: 2 vector loads + 12 scalar broadcasts for 24 FMAs, so the two
+// FMA pipes, not the load ports, set the pace. dgemm 12x16 is the same shape
+// in doubles. The GEMV and 4x3 dot kernels use 16/8 lanes with masked tails
+// (nothing is read past the end of a row).
+#include <immintrin.h>
+
+#include "gemm/ukernel.h"
+
+namespace fastconv {
+
+namespace {
+
+struct PackedRows {
+  int64_t stride;
+  template <typename T>
+  const T* operator()(const T* b, int64_t k) const { return b + k * stride; }
+};
+struct OffsetRows {
+  const int64_t* offs;
+  template <typename T>
+  const T* operator()(const T* b, int64_t k) const { return b + offs[k]; }
+};
+
+// V: __m512 / __m512d; L = lanes per register. Rows 0..11 of the tile, two registers each.
+template <typename T, typename V, int L, class Rows, class Load, class Set1, class Fma, class Add, class Store>
+__attribute__((always_inline)) inline void gemm_12x2v_body(int64_t kc, const T* __restrict a, const T* __restrict b,
+                                                           Rows rows, T* __restrict c, int64_t ldc, bool accumulate,
+                                                           Load load, Set1 set1, Fma fma, Add add, Store store,
+                                                           V zero) {
+  V c00 = zero, c01 = zero, c10 = zero, c11 = zero, c20 = zero, c21 = zero;
+  V c30 = zero, c31 = zero, c40 = zero, c41 = zero, c50 = zero, c51 = zero;
+  V c60 = zero, c61 = zero, c70 = zero, c71 = zero, c80 = zero, c81 = zero;
+  V c90 = zero, c91 = zero, ca0 = zero, ca1 = zero, cb0 = zero, cb1 = zero;
+#pragma GCC unroll 2
+  for (int64_t k = 0; k < kc; ++k) {
+    const T* bk = rows(b, k);
+    const V b0 = load(bk), b1 = load(bk + L);
+    V ai;
+    ai = set1(a[0]); c00 = fma(ai, b0, c00); c01 = fma(ai, b1, c01);
+    ai = set1(a[1]); c10 = fma(ai, b0, c10); c11 = fma(ai, b1, c11);
+    ai = set1(a[2]); c20 = fma(ai, b0, c20); c21 = fma(ai, b1, c21);
+    ai = set1(a[3]); c30 = fma(ai, b0, c30); c31 = fma(ai, b1, c31);
+    ai = set1(a[4]); c40 = fma(ai, b0, c40); c41 = fma(ai, b1, c41);
+    ai = set1(a[5]); c50 = fma(ai, b0, c50); c51 = fma(ai, b1, c51);
+    ai = set1(a[6]); c60 = fma(ai, b0, c60); c61 = fma(ai, b1, c61);
+    ai = set1(a[7]); c70 = fma(ai, b0, c70); c71 = fma(ai, b1, c71);
+    ai = set1(a[8]); c80 = fma(ai, b0, c80); c81 = fma(ai, b1, c81);
+    ai = set1(a[9]); c90 = fma(ai, b0, c90); c91 = fma(ai, b1, c91);
+    ai = set1(a[10]); ca0 = fma(ai, b0, ca0); ca1 = fma(ai, b1, ca1);
+    ai = set1(a[11]); cb0 = fma(ai, b0, cb0); cb1 = fma(ai, b1, cb1);
+    a += 12;
+  }
+  auto put = [&](T* p, V v0, V v1) {
+    if (accumulate) {
+      v0 = add(load(p), v0);
+      v1 = add(load(p + L), v1);
+    }
+    store(p, v0);
+    store(p + L, v1);
+  };
+  put(c + 0 * ldc, c00, c01);
+  put(c + 1 * ldc, c10, c11);
+  put(c + 2 * ldc, c20, c21);
+  put(c + 3 * ldc, c30, c31);
+  put(c + 4 * ldc, c40, c41);
+  put(c + 5 * ldc, c50, c51);
+  put(c + 6 * ldc, c60, c61);
+  put(c + 7 * ldc, c70, c71);
+  put(c + 8 * ldc, c80, c81);
+  put(c + 9 * ldc, c90, c91);
+  put(c + 10 * ldc, ca0, ca1);
+  put(c + 11 * ldc, cb0, cb1);
+}
+
+template <class Rows>
+__attribute__((always_inline)) inline void sgemm_12x32(int64_t kc, const float* a, const float* b, Rows rows, float* c,
+                                                       int64_t ldc, bool acc) {
+  gemm_12x2v_body<float, __m512, 16>(
+      kc, a, b, rows, c, ldc, acc, [](const float* p) { return _mm512_loadu_ps(p); },
+      [](float v) { return _mm512_set1_ps(v); }, [](__m512 x, __m512 y, __m512 z) { return _mm512_fmadd_ps(x, y, z); },
+      [](__m512 x, __m512 y) { return _mm512_add_ps(x, y); }, [](float* p, __m512 v) { _mm512_storeu_ps(p, v); },
+      _mm512_setzero_ps());
+}
+
+template <class Rows>
+__attribute__((always_inline)) inline void dgemm_12x16(int64_t kc, const double* a, const double* b, Rows rows,
+                                                       double* c, int64_t ldc, bool acc) {
+  gemm_12x2v_body<double, __m512d, 8>(
+      kc, a, b, rows, c, ldc, acc, [](const double* p) { return _mm512_loadu_pd(p); },
+      [](double v) { return _mm512_set1_pd(v); },
+      [](__m512d x, __m512d y, __m512d z) { return _mm512_fmadd_pd(x, y, z); },
+      [](__m512d x, __m512d y) { return _mm512_add_pd(x, y); }, [](double* p, __m512d v) { _mm512_storeu_pd(p, v); },
+      _mm512_setzero_pd());
+}
+
+void sgemm_ukernel_12x32__avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool acc) {
+  sgemm_12x32(kc, a, b, PackedRows{32}, c, ldc, acc);
+}
+void sgemm_ukernel_off_12x32__avx512(int64_t kc, const float* a, const float* b, const int64_t* offs, float* c,
+                                     int64_t ldc, bool acc) {
+  sgemm_12x32(kc, a, b, OffsetRows{offs}, c, ldc, acc);
+}
+void dgemm_ukernel_12x16__avx512(int64_t kc, const double* a, const double* b, double* c, int64_t ldc, bool acc) {
+  dgemm_12x16(kc, a, b, PackedRows{16}, c, ldc, acc);
+}
+void dgemm_ukernel_off_12x16__avx512(int64_t kc, const double* a, const double* b, const int64_t* offs, double* c,
+                                     int64_t ldc, bool acc) {
+  dgemm_12x16(kc, a, b, OffsetRows{offs}, c, ldc, acc);
+}
+
+// Memory-bound dot products: four independent accumulators per row; the
+// tail is a masked load, so nothing past k is read.
+void sgemv__avx512(int64_t n, int64_t k, const float* __restrict w, int64_t ldw, const float* __restrict x,
+                   float* __restrict y) {
+  const __mmask16 tail = __mmask16((1u << (k % 16)) - 1u);
+  for (int64_t j = 0; j < n; ++j) {
+    const float* wj = w + j * ldw;
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+    int64_t kk = 0;
+    for (; kk + 64 <= k; kk += 64) {
+      s0 = _mm512_fmadd_ps(_mm512_loadu_ps(wj + kk), _mm512_loadu_ps(x + kk), s0);
+      s1 = _mm512_fmadd_ps(_mm512_loadu_ps(wj + kk + 16), _mm512_loadu_ps(x + kk + 16), s1);
+      s2 = _mm512_fmadd_ps(_mm512_loadu_ps(wj + kk + 32), _mm512_loadu_ps(x + kk + 32), s2);
+      s3 = _mm512_fmadd_ps(_mm512_loadu_ps(wj + kk + 48), _mm512_loadu_ps(x + kk + 48), s3);
+    }
+    for (; kk + 16 <= k; kk += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(wj + kk), _mm512_loadu_ps(x + kk), s0);
+    if (tail) s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, wj + kk), _mm512_maskz_loadu_ps(tail, x + kk), s1);
+    y[j] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+  }
+}
+
+void dgemv__avx512(int64_t n, int64_t k, const double* __restrict w, int64_t ldw, const double* __restrict x,
+                   double* __restrict y) {
+  const __mmask8 tail = __mmask8((1u << (k % 8)) - 1u);
+  for (int64_t j = 0; j < n; ++j) {
+    const double* wj = w + j * ldw;
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd(), s2 = _mm512_setzero_pd(), s3 = _mm512_setzero_pd();
+    int64_t kk = 0;
+    for (; kk + 32 <= k; kk += 32) {
+      s0 = _mm512_fmadd_pd(_mm512_loadu_pd(wj + kk), _mm512_loadu_pd(x + kk), s0);
+      s1 = _mm512_fmadd_pd(_mm512_loadu_pd(wj + kk + 8), _mm512_loadu_pd(x + kk + 8), s1);
+      s2 = _mm512_fmadd_pd(_mm512_loadu_pd(wj + kk + 16), _mm512_loadu_pd(x + kk + 16), s2);
+      s3 = _mm512_fmadd_pd(_mm512_loadu_pd(wj + kk + 24), _mm512_loadu_pd(x + kk + 24), s3);
+    }
+    for (; kk + 8 <= k; kk += 8) s0 = _mm512_fmadd_pd(_mm512_loadu_pd(wj + kk), _mm512_loadu_pd(x + kk), s0);
+    if (tail) s1 = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(tail, wj + kk), _mm512_maskz_loadu_pd(tail, x + kk), s1);
+    y[j] = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(s0, s1), _mm512_add_pd(s2, s3)));
+  }
+}
+
+// 4x3 inner products, 12 zmm accumulators. Lane l accumulates elements
+// l (mod width) in order; then a fixed reduction tree; then the scalar tail:
+// the order depends on len alone.
+template <typename T, typename V, class Load, class Fma, class Hsum>
+inline void dot4x3_avx512(int64_t len, const T* const* a, const T* const* b, T* out, int width, Load load, Fma fma,
+                          Hsum hsum, V zero) {
+  V c00 = zero, c01 = zero, c02 = zero, c10 = zero, c11 = zero, c12 = zero;
+  V c20 = zero, c21 = zero, c22 = zero, c30 = zero, c31 = zero, c32 = zero;
+  const T *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *b0 = b[0], *b1 = b[1], *b2 = b[2];
+  int64_t i = 0;
+  for (; i + width <= len; i += width) {
+    const V x0 = load(b0 + i), x1 = load(b1 + i), x2 = load(b2 + i);
+    V d = load(a0 + i);
+    c00 = fma(d, x0, c00); c01 = fma(d, x1, c01); c02 = fma(d, x2, c02);
+    d = load(a1 + i);
+    c10 = fma(d, x0, c10); c11 = fma(d, x1, c11); c12 = fma(d, x2, c12);
+    d = load(a2 + i);
+    c20 = fma(d, x0, c20); c21 = fma(d, x1, c21); c22 = fma(d, x2, c22);
+    d = load(a3 + i);
+    c30 = fma(d, x0, c30); c31 = fma(d, x1, c31); c32 = fma(d, x2, c32);
+  }
+  const V acc[12] = {c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32};
+  for (int t = 0; t < 12; ++t) {
+    T tail = 0;
+    for (int64_t q = i; q < len; ++q) tail += a[t / 3][q] * b[t % 3][q];
+    out[t] = hsum(acc[t]) + tail;
+  }
+}
+
+void sdot4x3__avx512(int64_t len, const float* const* a, const float* const* b, float* out) {
+  dot4x3_avx512<float, __m512>(
+      len, a, b, out, 16, [](const float* p) { return _mm512_loadu_ps(p); },
+      [](__m512 x, __m512 y, __m512 z) { return _mm512_fmadd_ps(x, y, z); },
+      [](__m512 v) { return _mm512_reduce_add_ps(v); }, _mm512_setzero_ps());
+}
+void ddot4x3__avx512(int64_t len, const double* const* a, const double* const* b, double* out) {
+  dot4x3_avx512<double, __m512d>(
+      len, a, b, out, 8, [](const double* p) { return _mm512_loadu_pd(p); },
+      [](__m512d x, __m512d y, __m512d z) { return _mm512_fmadd_pd(x, y, z); },
+      [](__m512d v) { return _mm512_reduce_add_pd(v); }, _mm512_setzero_pd());
+}
+
+
+// FMA peak probe: 24 independent accumulators (covers FMA latency x pipes,
+// and with the 2 constants still fits the register file, so nothing spills).
+double fma_probe__avx512(int64_t iters, float* sink) {
+  __m512 acc[24];
+  for (int i = 0; i < 24; ++i) acc[i] = _mm512_set1_ps(1.0f + 1e-7f * i);
+  const __m512 m = _mm512_set1_ps(0.999999f), a = _mm512_set1_ps(1e-7f);
+  for (int64_t it = 0; it < iters; ++it) {
+#pragma GCC unroll 24
+    for (int i = 0; i < 24; ++i) acc[i] = _mm512_fmadd_ps(acc[i], m, a);
+  }
+  __m512 t = acc[0];
+  for (int i = 1; i < 24; ++i) t = _mm512_add_ps(t, acc[i]);
+  alignas(64) float out[16];
+  _mm512_store_ps(out, t);
+  *sink = out[0];
+  return double(iters) * 24 * 16 * 2;
+}
+
+// Cache blocks: the kc x 32 B micro-panel (kc=192: 24 KiB of floats) stays in
+// L1 while 12-row A panels stream from an mc x kc block (mc=144: 108 KiB) in L2.
+const KernelTable kAvx512 = {
+    "avx512",
+    {sgemm_ukernel_12x32__avx512, sgemm_ukernel_off_12x32__avx512, sgemv__avx512, sdot4x3__avx512, 12, 32, 192, 144,
+     4096, "sgemm_ukernel_12x32__avx512"},
+    {dgemm_ukernel_12x16__avx512, dgemm_ukernel_off_12x16__avx512, dgemv__avx512, ddot4x3__avx512, 12, 16, 192, 72,
+     2048, "dgemm_ukernel_12x16__avx512"},
+    fma_probe__avx512,
+};
+
+}  // namespace
+
+const KernelTable* avx512_kernels() { return &kAvx512; }
+
+}  // namespace fastconv
