@@ -121,8 +121,8 @@ void register_pool(py::module_& m) {
       "avg_pool2d_backward",
       [](const py::array& dy, const std::vector<int64_t>& x_shape, Pair k, Pair s, Pair pad, bool ceil_mode,
          bool count_include_pad, int64_t divisor) -> py::array {
-        const Pool2dParams p = make_pool2d_params("avg_pool2d", x_shape, k[0], k[1], s[0], s[1], pad[0], pad[1], 1, 1,
-                                                  ceil_mode, count_include_pad, divisor);
+        const Pool2dParams p = make_pool2d_params("avg_pool2d_backward", x_shape, k[0], k[1], s[0], s[1], pad[0],
+                                                  pad[1], 1, 1, ceil_mode, count_include_pad, divisor);
         require_shape(dy, {p.N, p.C, p.OH, p.OW}, "avg_pool2d_backward", "grad_output");
         return is_f32(dy, "avg_pool2d_backward", "grad_output") ? avg_bwd<float>(dy, p, false)
                                                                 : avg_bwd<double>(dy, p, false);
@@ -212,7 +212,9 @@ void register_pool(py::module_& m) {
             py::gil_scoped_release nogil;
             ok = max_unpool2d_backward<T>(dp, gp, ip, p);
           }
-          if (!ok) value_error("max_unpool2d_backward: found an index outside the output plane");
+          if (!ok)
+            value_error("max_unpool2d_backward: found an index outside the output plane of size (", p.OH, ", ", p.OW,
+                        ") = ", p.OH * p.OW, " elements; indices must be in [0, ", p.OH * p.OW, ")");
           return std::move(dx);
         };
         return is_f32(dy, "max_unpool2d_backward", "grad_output") ? run(float{}) : run(double{});

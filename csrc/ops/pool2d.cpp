@@ -71,10 +71,12 @@ Pool2dParams make_pool2d_params(const char* op, const std::vector<int64_t>& xs, 
   p.divisor = divisor;
   p.OH = pooled_size(p.H, KH, ph, sh, dh, ceil_mode);
   p.OW = pooled_size(p.W, KW, pw, sw, dw, ceil_mode);
+  // out < 1 only when the dilated kernel spans more than the padded input (ceil_mode never lowers out below 1)
   if (p.OH < 1 || p.OW < 1)
-    value_error(op, ": output size is too small: input shape ", shape_str(xs), " with kernel (", KH, ", ", KW,
-                "), stride (", sh, ", ", sw, "), padding (", ph, ", ", pw, "), dilation (", dh, ", ", dw,
-                ") gives (", p.OH, ", ", p.OW, ")");
+    value_error(op, ": output size is too small: kernel_size (", KH, ", ", KW, ") with dilation (", dh, ", ", dw,
+                ") spans (", dh * (KH - 1) + 1, ", ", dw * (KW - 1) + 1, "), larger than the padded input (",
+                p.H + 2 * ph, ", ", p.W + 2 * pw, "); input shape ", shape_str(xs), ", stride (", sh, ", ", sw,
+                "), padding (", ph, ", ", pw, ") give an output of (", p.OH, ", ", p.OW, ")");
   checked_numel({p.N, p.C, p.OH, p.OW}, op);
   return p;
 }
@@ -110,22 +112,51 @@ Pool2dParams make_unpool_params(const std::vector<int64_t>& xs, const std::vecto
 
 namespace {
 
-// Output columns [lo, hi) whose tap column ow*sw - pw + kw*dw is inside [0, W).
-inline void tap_cols(const Pool2dParams& p, int64_t kw, int64_t& lo, int64_t& hi, int64_t& off) {
-  off = kw * p.dw - p.pw;
-  lo = std::min(p.OW, first_at_least(0, p.sw, off));
-  hi = std::max(lo, std::min(p.OW, first_at_least(p.W, p.sw, off)));
+// A kernel column kw that is inside the input for some output column: the run
+// [lo, hi) of output columns ow whose tap column ow*sw + off (off = kw*dw - pw)
+// is inside [0, W).
+struct ColTap {
+  int64_t lo, hi, off;
+};
+
+// The kernel columns that touch the input, in increasing kw (the scan order
+// max pooling's tie rule needs). Only these are listed: a kernel far wider than
+// the input (kernel_size up to 2^31 with padding up to half of it) costs
+// O(OW + taps), not O(KW) time and memory. Window ow covers the kw in
+// [first_at_least(0, dw, s), first_at_least(W, dw, s)), s = ow*sw - pw; both
+// bounds grow as ow falls, so walking ow downwards visits each kw once, in order.
+std::vector<ColTap> col_taps(const Pool2dParams& p) {
+  std::vector<ColTap> taps;
+  int64_t next = 0;  // the smallest kw not listed yet
+  for (int64_t ow = p.OW - 1; ow >= 0; --ow) {
+    const int64_t s = ow * p.sw - p.pw;
+    const int64_t a = std::max(next, first_at_least(0, p.dw, s));
+    const int64_t b = std::min(p.KW, first_at_least(p.W, p.dw, s));
+    for (int64_t kw = a; kw < b; ++kw) {
+      ColTap t;
+      t.off = kw * p.dw - p.pw;
+      t.lo = std::min(p.OW, first_at_least(0, p.sw, t.off));
+      t.hi = std::max(t.lo, std::min(p.OW, first_at_least(p.W, p.sw, t.off)));
+      taps.push_back(t);
+    }
+    next = std::max(next, b);
+  }
+  return taps;
 }
 
-// First in-bounds tap of a window starting at s (PyTorch's initial argmax).
-inline int64_t first_tap(int64_t s, int64_t dil) {
-  while (s < 0) s += dil;
-  return s;
+// Kernel rows [kh0, kh1) of a window starting at row hs that are inside [0, H).
+inline void row_range(int64_t hs, int64_t KH, int64_t dil, int64_t H, int64_t& kh0, int64_t& kh1) {
+  kh0 = std::min(KH, first_at_least(0, dil, hs));
+  kh1 = std::max(kh0, std::min(KH, first_at_least(H, dil, hs)));
 }
+
+// First in-bounds tap of a window starting at s (PyTorch's initial argmax: s
+// advanced by whole dilation steps until >= 0, even when that passes the end).
+inline int64_t first_tap(int64_t s, int64_t dil) { return s + first_at_least(0, dil, s) * dil; }
 
 template <typename T, bool IDX>
 void max_pool_plane(T* __restrict y, int64_t* __restrict ind, const T* __restrict x, const Pool2dParams& p,
-                    const int64_t* lo, const int64_t* hi, const int64_t* off) {
+                    const ColTap* taps, int64_t ntaps) {
   const T ninf = -std::numeric_limits<T>::infinity();
   for (int64_t oh = 0; oh < p.OH; ++oh) {
     T* yr = y + oh * p.OW;
@@ -135,15 +166,16 @@ void max_pool_plane(T* __restrict y, int64_t* __restrict ind, const T* __restric
     std::fill(yr, yr + p.OW, ninf);
     if (IDX)
       for (int64_t ow = 0; ow < p.OW; ++ow) ir[ow] = h0 * p.W + first_tap(ow * p.sw - p.pw, p.dw);
-    for (int64_t kh = 0; kh < p.KH; ++kh) {
+    int64_t kh0, kh1;
+    row_range(hs, p.KH, p.dh, p.H, kh0, kh1);
+    for (int64_t kh = kh0; kh < kh1; ++kh) {
       const int64_t ih = hs + kh * p.dh;
-      if (ih < 0 || ih >= p.H) continue;
       const T* xr = x + ih * p.W;
       const int64_t rowbase = ih * p.W;
-      for (int64_t kw = 0; kw < p.KW; ++kw) {
-        const int64_t o = off[kw], sw = p.sw;
+      for (int64_t k = 0; k < ntaps; ++k) {
+        const int64_t o = taps[k].off, sw = p.sw, lo = taps[k].lo, hi = taps[k].hi;
         if (IDX) {
-          for (int64_t ow = lo[kw]; ow < hi[kw]; ++ow) {
+          for (int64_t ow = lo; ow < hi; ++ow) {
             const int64_t iw = ow * sw + o;
             const T v = xr[iw];
             const bool take = (v > yr[ow]) | (v != v);
@@ -151,7 +183,7 @@ void max_pool_plane(T* __restrict y, int64_t* __restrict ind, const T* __restric
             ir[ow] = take ? rowbase + iw : ir[ow];
           }
         } else {  // values only: NaN still wins (v != v)
-          for (int64_t ow = lo[kw]; ow < hi[kw]; ++ow) {
+          for (int64_t ow = lo; ow < hi; ++ow) {
             const T v = xr[ow * sw + o];
             yr[ow] = ((v > yr[ow]) | (v != v)) ? v : yr[ow];
           }
@@ -162,19 +194,19 @@ void max_pool_plane(T* __restrict y, int64_t* __restrict ind, const T* __restric
 }
 
 template <typename T>
-void avg_pool_plane(T* __restrict y, const T* __restrict x, const Pool2dParams& p, const int64_t* lo,
-                    const int64_t* hi, const int64_t* off) {
+void avg_pool_plane(T* __restrict y, const T* __restrict x, const Pool2dParams& p, const ColTap* taps,
+                    int64_t ntaps) {
   for (int64_t oh = 0; oh < p.OH; ++oh) {
     T* yr = y + oh * p.OW;
     std::fill(yr, yr + p.OW, T(0));
     const int64_t hs = oh * p.sh - p.ph;
-    for (int64_t kh = 0; kh < p.KH; ++kh) {
-      const int64_t ih = hs + kh;
-      if (ih < 0 || ih >= p.H) continue;
-      const T* xr = x + ih * p.W;
-      for (int64_t kw = 0; kw < p.KW; ++kw) {
-        const int64_t o = off[kw], sw = p.sw;
-        for (int64_t ow = lo[kw]; ow < hi[kw]; ++ow) yr[ow] += xr[ow * sw + o];
+    int64_t kh0, kh1;
+    row_range(hs, p.KH, 1, p.H, kh0, kh1);
+    for (int64_t kh = kh0; kh < kh1; ++kh) {
+      const T* xr = x + (hs + kh) * p.W;
+      for (int64_t k = 0; k < ntaps; ++k) {
+        const int64_t o = taps[k].off, sw = p.sw, hi = taps[k].hi;
+        for (int64_t ow = taps[k].lo; ow < hi; ++ow) yr[ow] += xr[ow * sw + o];
       }
     }
     // divisors, PyTorch's rule
@@ -197,8 +229,8 @@ void avg_pool_plane(T* __restrict y, const T* __restrict x, const Pool2dParams& 
 }
 
 template <typename T>
-void avg_pool_plane_backward(T* __restrict dx, const T* __restrict dy, const Pool2dParams& p, const int64_t* lo,
-                             const int64_t* hi, const int64_t* off, T* __restrict scaled) {
+void avg_pool_plane_backward(T* __restrict dx, const T* __restrict dy, const Pool2dParams& p, const ColTap* taps,
+                             int64_t ntaps, T* __restrict scaled) {
   std::fill(dx, dx + p.H * p.W, T(0));
   for (int64_t oh = 0; oh < p.OH; ++oh) {
     const T* gr = dy + oh * p.OW;
@@ -216,13 +248,13 @@ void avg_pool_plane_backward(T* __restrict dx, const T* __restrict dy, const Poo
         div = rows_in * (std::min(ws + p.KW, p.W) - std::max<int64_t>(ws, 0));
       scaled[ow] = gr[ow] / T(div);
     }
-    for (int64_t kh = 0; kh < p.KH; ++kh) {
-      const int64_t ih = hs + kh;
-      if (ih < 0 || ih >= p.H) continue;
-      T* xr = dx + ih * p.W;
-      for (int64_t kw = 0; kw < p.KW; ++kw) {
-        const int64_t o = off[kw], sw = p.sw;
-        for (int64_t ow = lo[kw]; ow < hi[kw]; ++ow) xr[ow * sw + o] += scaled[ow];
+    int64_t kh0, kh1;
+    row_range(hs, p.KH, 1, p.H, kh0, kh1);
+    for (int64_t kh = kh0; kh < kh1; ++kh) {
+      T* xr = dx + (hs + kh) * p.W;
+      for (int64_t k = 0; k < ntaps; ++k) {
+        const int64_t o = taps[k].off, sw = p.sw, hi = taps[k].hi;
+        for (int64_t ow = taps[k].lo; ow < hi; ++ow) xr[ow * sw + o] += scaled[ow];
       }
     }
   }
@@ -237,14 +269,14 @@ double pool_work(const Pool2dParams& p) { return double(p.N) * p.C * (double(p.H
 
 template <typename T>
 void max_pool2d_forward(T* y, int64_t* ind, const T* x, const Pool2dParams& p) {
-  std::vector<int64_t> lo(size_t(p.KW)), hi(size_t(p.KW)), off(size_t(p.KW));
-  for (int64_t kw = 0; kw < p.KW; ++kw) tap_cols(p, kw, lo[size_t(kw)], hi[size_t(kw)], off[size_t(kw)]);
+  const std::vector<ColTap> taps = col_taps(p);
+  const int64_t ntaps = int64_t(taps.size());
   const int64_t HW = p.H * p.W, P = p.OH * p.OW;
   parallel_for(p.planes(), threads_for_flops(pool_work(p) * p.KH * p.KW / 2, p.planes()), [&](int64_t t, int) {
     if (ind)
-      max_pool_plane<T, true>(y + t * P, ind + t * P, x + t * HW, p, lo.data(), hi.data(), off.data());
+      max_pool_plane<T, true>(y + t * P, ind + t * P, x + t * HW, p, taps.data(), ntaps);
     else
-      max_pool_plane<T, false>(y + t * P, nullptr, x + t * HW, p, lo.data(), hi.data(), off.data());
+      max_pool_plane<T, false>(y + t * P, nullptr, x + t * HW, p, taps.data(), ntaps);
   });
 }
 
@@ -265,23 +297,23 @@ void max_pool2d_backward(T* dx, const T* dy, const int64_t* ind, const Pool2dPar
 
 template <typename T>
 void avg_pool2d_forward(T* y, const T* x, const Pool2dParams& p) {
-  std::vector<int64_t> lo(size_t(p.KW)), hi(size_t(p.KW)), off(size_t(p.KW));
-  for (int64_t kw = 0; kw < p.KW; ++kw) tap_cols(p, kw, lo[size_t(kw)], hi[size_t(kw)], off[size_t(kw)]);
+  const std::vector<ColTap> taps = col_taps(p);
+  const int64_t ntaps = int64_t(taps.size());
   const int64_t HW = p.H * p.W, P = p.OH * p.OW;
   parallel_for(p.planes(), threads_for_flops(pool_work(p) * p.KH * p.KW / 2, p.planes()), [&](int64_t t, int) {
-    avg_pool_plane(y + t * P, x + t * HW, p, lo.data(), hi.data(), off.data());
+    avg_pool_plane(y + t * P, x + t * HW, p, taps.data(), ntaps);
   });
 }
 
 template <typename T>
 void avg_pool2d_backward(T* dx, const T* dy, const Pool2dParams& p) {
-  std::vector<int64_t> lo(size_t(p.KW)), hi(size_t(p.KW)), off(size_t(p.KW));
-  for (int64_t kw = 0; kw < p.KW; ++kw) tap_cols(p, kw, lo[size_t(kw)], hi[size_t(kw)], off[size_t(kw)]);
+  const std::vector<ColTap> taps = col_taps(p);
+  const int64_t ntaps = int64_t(taps.size());
   const int64_t HW = p.H * p.W, P = p.OH * p.OW;
   const int nt = threads_for_flops(pool_work(p) * p.KH * p.KW / 2, p.planes());
   std::vector<T> scratch(size_t(nt) * size_t(p.OW));
   parallel_for(p.planes(), nt, [&](int64_t t, int tid) {
-    avg_pool_plane_backward(dx + t * HW, dy + t * P, p, lo.data(), hi.data(), off.data(),
+    avg_pool_plane_backward(dx + t * HW, dy + t * P, p, taps.data(), ntaps,
                             scratch.data() + size_t(tid) * size_t(p.OW));
   });
 }

@@ -37,10 +37,39 @@ def _unbatch(a, unbatched):
     return a[0] if unbatched else a
 
 
-def _ceil(v, op):
+def _flag(v, name, op):
     if not isinstance(v, (bool, np.bool_)):
-        raise TypeError(f"{op}: ceil_mode must be a bool, got {v!r}")
+        raise TypeError(f"{op}: {name} must be a bool, got {v!r}")
     return bool(v)
+
+
+def _ceil(v, op):
+    return _flag(v, "ceil_mode", op)
+
+
+def _input_shape(input_shape, op):
+    """The 3-D (C, H, W) or 4-D (N, C, H, W) shape of the input a backward pass produces."""
+    try:
+        entries = tuple(input_shape)
+    except TypeError:
+        raise TypeError(
+            f"{op}: input_shape must be a sequence of 3 (C, H, W) or 4 (N, C, H, W) ints, got {input_shape!r}"
+        ) from None
+    if len(entries) not in (3, 4):
+        raise ValueError(f"{op}: input_shape must have 3 (C, H, W) or 4 (N, C, H, W) entries, got {input_shape!r}")
+    return tuple(as_int(v, "input_shape", op) for v in entries)
+
+
+def _grad_output(grad_output, shape, op):
+    """grad_output as a float array of the same rank as ``shape`` (the input's)."""
+    dy = to_array(grad_output, "grad_output", op)
+    dt = float_dtype(dy, "grad_output", op)
+    if dy.ndim != len(shape):
+        raise ValueError(
+            f"{op}: grad_output has shape {shape_str(dy.shape)}, expected a {len(shape)}-D array "
+            f"for input_shape {shape_str(shape)}"
+        )
+    return contiguous(dy, dt)
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, out=None):
@@ -55,24 +84,27 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     s = _stride(stride, k, op)
     p = nonneg_pair(padding, "padding", op)
     d = positive_pair(dilation, "dilation", op)
-    out = _batched_out(check_out(out, (x,), op), unbatched)
+    out = _batched_out(check_out(out, (x,), op), unbatched, op)
     y, ind = _core.max_pool2d_forward(x, k, s, p, d, _ceil(ceil_mode, op), bool(return_indices), out)
     if return_indices:
         return _unbatch(y, unbatched), _unbatch(ind, unbatched)
     return _unbatch(y, unbatched)
 
 
-def _batched_out(out, unbatched):
-    return out[None] if (out is not None and unbatched) else out
+def _batched_out(out, unbatched, op):
+    if out is not None and unbatched:
+        if out.ndim != 3:
+            raise ValueError(f"{op}: out has shape {shape_str(out.shape)}, expected a 3-D array for a 3-D input")
+        return out[None]
+    return out
 
 
 def max_pool2d_backward(grad_output, indices, input_shape):
     """Gradient of any max pooling: ``grad_output`` scattered into the argmax
     positions ``indices`` of an input of ``input_shape`` (4-D or 3-D)."""
     op = "max_pool2d_backward"
-    shape = tuple(int(v) for v in input_shape)
-    dy = to_array(grad_output, "grad_output", op)
-    dy = contiguous(dy, float_dtype(dy, "grad_output", op))
+    shape = _input_shape(input_shape, op)
+    dy = _grad_output(grad_output, shape, op)
     ind = _indices(indices, op, dy.shape)
     unbatched = len(shape) == 3
     if unbatched:
@@ -87,8 +119,9 @@ def avg_pool2d(
     op = "avg_pool2d"
     x, unbatched = _input(op, input)
     k, s, p, div = _avg_options(op, kernel_size, stride, padding, divisor_override)
-    out = _batched_out(check_out(out, (x,), op), unbatched)
-    y = _core.avg_pool2d_forward(x, k, s, p, _ceil(ceil_mode, op), bool(count_include_pad), div, out)
+    out = _batched_out(check_out(out, (x,), op), unbatched, op)
+    cip = _flag(count_include_pad, "count_include_pad", op)
+    y = _core.avg_pool2d_forward(x, k, s, p, _ceil(ceil_mode, op), cip, div, out)
     return _unbatch(y, unbatched)
 
 
@@ -110,14 +143,14 @@ def avg_pool2d_backward(
 ):
     """Input gradient of :func:`avg_pool2d` for an input of ``input_shape``."""
     op = "avg_pool2d_backward"
-    shape = tuple(int(v) for v in input_shape)
-    dy = to_array(grad_output, "grad_output", op)
-    dy = contiguous(dy, float_dtype(dy, "grad_output", op))
+    shape = _input_shape(input_shape, op)
+    dy = _grad_output(grad_output, shape, op)
     k, s, p, div = _avg_options(op, kernel_size, stride, padding, divisor_override)
+    cip = _flag(count_include_pad, "count_include_pad", op)
     unbatched = len(shape) == 3
     if unbatched:
         shape, dy = (1,) + shape, dy[None]
-    dx = _core.avg_pool2d_backward(dy, list(shape), k, s, p, _ceil(ceil_mode, op), bool(count_include_pad), div)
+    dx = _core.avg_pool2d_backward(dy, list(shape), k, s, p, _ceil(ceil_mode, op), cip, div)
     return _unbatch(dx, unbatched)
 
 
@@ -141,15 +174,14 @@ def adaptive_avg_pool2d(input, output_size, out=None):
     """Average over the windows that cut the input into ``output_size`` bins."""
     op = "adaptive_avg_pool2d"
     x, unbatched = _input(op, input)
-    out = _batched_out(check_out(out, (x,), op), unbatched)
+    out = _batched_out(check_out(out, (x,), op), unbatched, op)
     return _unbatch(_core.adaptive_avg_pool2d_forward(x, _output_size(output_size, x, op), out), unbatched)
 
 
 def adaptive_avg_pool2d_backward(grad_output, input_shape):
     op = "adaptive_avg_pool2d_backward"
-    shape = tuple(int(v) for v in input_shape)
-    dy = to_array(grad_output, "grad_output", op)
-    dy = contiguous(dy, float_dtype(dy, "grad_output", op))
+    shape = _input_shape(input_shape, op)
+    dy = _grad_output(grad_output, shape, op)
     unbatched = len(shape) == 3
     if unbatched:
         shape, dy = (1,) + shape, dy[None]
@@ -174,7 +206,13 @@ def _unpool_size(x, kernel, stride, padding, output_size, op):
     if output_size is None:
         size = default
     else:
-        size = [as_int(v, "output_size", op) for v in output_size]
+        try:
+            entries = list(output_size)
+        except TypeError:
+            raise TypeError(
+                f"{op}: output_size must be a sequence of 2 (H, W) or 4 (N, C, H, W) ints, got {output_size!r}"
+            ) from None
+        size = [as_int(v, "output_size", op) for v in entries]
         if len(size) in (3, 4):
             size = size[-2:]
         if len(size) != 2:
@@ -187,6 +225,8 @@ def _unpool_size(x, kernel, stride, padding, output_size, op):
                 )
     if size[0] < 1 or size[1] < 1:
         raise ValueError(f"{op}: output size {tuple(size)} must be positive")
+    if size[0] > 2**62 or size[1] > 2**62:  # (H - 1) * stride + ... past int64: no such array can exist
+        raise MemoryError(f"{op}: output size {tuple(size)} is too large to allocate")
     return size[0], size[1]
 
 
@@ -215,6 +255,11 @@ def max_unpool2d_backward(grad_output, indices):
     dy = to_array(grad_output, "grad_output", op)
     dy = contiguous(dy, float_dtype(dy, "grad_output", op))
     ind = _indices(indices, op)
+    if dy.ndim not in (3, 4) or ind.ndim != dy.ndim:
+        raise ValueError(
+            f"{op}: grad_output {shape_str(dy.shape)} and indices {shape_str(ind.shape)} must both be 3-D "
+            "(C, H, W) or both 4-D (N, C, H, W)"
+        )
     unbatched = dy.ndim == 3
     if unbatched:
         dy, ind = dy[None], ind[None]
