@@ -51,6 +51,7 @@ void register_runtime(py::module_& m) {
     d["openmp"] = have_openmp();
     d["simd"] = std::string(k.isa);
     d["simd_available"] = available_isas();
+    d["simd_choice"] = isa_choice();
     d["threads"] = num_threads();
     d["forked_serial"] = forked_serial();
     d["sgemm_kernel"] = std::string(k.f32.name);
