@@ -238,7 +238,7 @@ void ddot4x3__avx2(int64_t len, const double* const* a, const double* const* b, 
 
 // FMA peak probe: 12 independent accumulators (covers FMA latency x pipes,
 // and with the 2 constants still fits the register file, so nothing spills).
-double fma_probe__avx2(int64_t iters, float* sink) {
+__attribute__((no_sanitize("address", "undefined"))) double fma_probe__avx2(int64_t iters, float* sink) {
   __m256 acc[12];
   for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(1.0f + 1e-7f * i);
   const __m256 m = _mm256_set1_ps(0.999999f), a = _mm256_set1_ps(1e-7f);

@@ -197,7 +197,7 @@ void ddot4x3__avx512(int64_t len, const double* const* a, const double* const* b
 
 // FMA peak probe: 24 independent accumulators (covers FMA latency x pipes,
 // and with the 2 constants still fits the register file, so nothing spills).
-double fma_probe__avx512(int64_t iters, float* sink) {
+__attribute__((no_sanitize("address", "undefined"))) double fma_probe__avx512(int64_t iters, float* sink) {
   __m512 acc[24];
   for (int i = 0; i < 24; ++i) acc[i] = _mm512_set1_ps(1.0f + 1e-7f * i);
   const __m512 m = _mm512_set1_ps(0.999999f), a = _mm512_set1_ps(1e-7f);

@@ -34,7 +34,7 @@ void ddot4x3__scalar(int64_t len, const double* const* a, const double* const* b
 }
 
 // FMA probe for the portable path: 16 independent scalar multiply-adds.
-double fma_probe__scalar(int64_t iters, float* sink) {
+__attribute__((no_sanitize("address", "undefined"))) double fma_probe__scalar(int64_t iters, float* sink) {
   float acc[16];
   for (int i = 0; i < 16; ++i) acc[i] = 1.0f + 1e-7f * float(i);
   for (int64_t it = 0; it < iters; ++it) {

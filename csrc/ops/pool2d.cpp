@@ -24,8 +24,10 @@
 
 #include "common/check.h"
 #include "common/parallel.h"
+#include "cpu/cpu.h"
 #include "gemm/gemm.h"
 #include "ops/im2col.h"
+#include "ops/pool_planes.h"
 
 namespace fastconv {
 
@@ -112,13 +114,6 @@ Pool2dParams make_unpool_params(const std::vector<int64_t>& xs, const std::vecto
 
 namespace {
 
-// A kernel column kw that is inside the input for some output column: the run
-// [lo, hi) of output columns ow whose tap column ow*sw + off (off = kw*dw - pw)
-// is inside [0, W).
-struct ColTap {
-  int64_t lo, hi, off;
-};
-
 // The kernel columns that touch the input, in increasing kw (the scan order
 // max pooling's tie rule needs). Only these are listed: a kernel far wider than
 // the input (kernel_size up to 2^31 with padding up to half of it) costs
@@ -144,89 +139,9 @@ std::vector<ColTap> col_taps(const Pool2dParams& p) {
   return taps;
 }
 
-// Kernel rows [kh0, kh1) of a window starting at row hs that are inside [0, H).
-inline void row_range(int64_t hs, int64_t KH, int64_t dil, int64_t H, int64_t& kh0, int64_t& kh1) {
-  kh0 = std::min(KH, first_at_least(0, dil, hs));
-  kh1 = std::max(kh0, std::min(KH, first_at_least(H, dil, hs)));
-}
 
-// First in-bounds tap of a window starting at s (PyTorch's initial argmax: s
-// advanced by whole dilation steps until >= 0, even when that passes the end).
-inline int64_t first_tap(int64_t s, int64_t dil) { return s + first_at_least(0, dil, s) * dil; }
 
-template <typename T, bool IDX>
-void max_pool_plane(T* __restrict y, int64_t* __restrict ind, const T* __restrict x, const Pool2dParams& p,
-                    const ColTap* taps, int64_t ntaps) {
-  const T ninf = -std::numeric_limits<T>::infinity();
-  for (int64_t oh = 0; oh < p.OH; ++oh) {
-    T* yr = y + oh * p.OW;
-    int64_t* ir = IDX ? ind + oh * p.OW : nullptr;
-    const int64_t hs = oh * p.sh - p.ph;
-    const int64_t h0 = first_tap(hs, p.dh);
-    std::fill(yr, yr + p.OW, ninf);
-    if (IDX)
-      for (int64_t ow = 0; ow < p.OW; ++ow) ir[ow] = h0 * p.W + first_tap(ow * p.sw - p.pw, p.dw);
-    int64_t kh0, kh1;
-    row_range(hs, p.KH, p.dh, p.H, kh0, kh1);
-    for (int64_t kh = kh0; kh < kh1; ++kh) {
-      const int64_t ih = hs + kh * p.dh;
-      const T* xr = x + ih * p.W;
-      const int64_t rowbase = ih * p.W;
-      for (int64_t k = 0; k < ntaps; ++k) {
-        const int64_t o = taps[k].off, sw = p.sw, lo = taps[k].lo, hi = taps[k].hi;
-        if (IDX) {
-          for (int64_t ow = lo; ow < hi; ++ow) {
-            const int64_t iw = ow * sw + o;
-            const T v = xr[iw];
-            const bool take = (v > yr[ow]) | (v != v);
-            yr[ow] = take ? v : yr[ow];
-            ir[ow] = take ? rowbase + iw : ir[ow];
-          }
-        } else {  // values only: NaN still wins (v != v)
-          for (int64_t ow = lo; ow < hi; ++ow) {
-            const T v = xr[ow * sw + o];
-            yr[ow] = ((v > yr[ow]) | (v != v)) ? v : yr[ow];
-          }
-        }
-      }
-    }
-  }
-}
-
-template <typename T>
-void avg_pool_plane(T* __restrict y, const T* __restrict x, const Pool2dParams& p, const ColTap* taps,
-                    int64_t ntaps) {
-  for (int64_t oh = 0; oh < p.OH; ++oh) {
-    T* yr = y + oh * p.OW;
-    std::fill(yr, yr + p.OW, T(0));
-    const int64_t hs = oh * p.sh - p.ph;
-    int64_t kh0, kh1;
-    row_range(hs, p.KH, 1, p.H, kh0, kh1);
-    for (int64_t kh = kh0; kh < kh1; ++kh) {
-      const T* xr = x + (hs + kh) * p.W;
-      for (int64_t k = 0; k < ntaps; ++k) {
-        const int64_t o = taps[k].off, sw = p.sw, hi = taps[k].hi;
-        for (int64_t ow = taps[k].lo; ow < hi; ++ow) yr[ow] += xr[ow * sw + o];
-      }
-    }
-    // divisors, PyTorch's rule
-    const int64_t he_pad = std::min(hs + p.KH, p.H + p.ph);
-    const int64_t rows_pad = he_pad - hs;
-    const int64_t rows_in = std::min(hs + p.KH, p.H) - std::max<int64_t>(hs, 0);
-    for (int64_t ow = 0; ow < p.OW; ++ow) {
-      const int64_t ws = ow * p.sw - p.pw;
-      int64_t div;
-      if (p.divisor) {
-        div = p.divisor;
-      } else if (p.count_include_pad) {
-        div = rows_pad * (std::min(ws + p.KW, p.W + p.pw) - ws);
-      } else {
-        div = rows_in * (std::min(ws + p.KW, p.W) - std::max<int64_t>(ws, 0));
-      }
-      yr[ow] = yr[ow] / T(div);
-    }
-  }
-}
+// max_pool_plane / avg_pool_plane live in pool_planes_impl.h, compiled per ISA.
 
 template <typename T>
 void avg_pool_plane_backward(T* __restrict dx, const T* __restrict dy, const Pool2dParams& p, const ColTap* taps,
@@ -273,10 +188,7 @@ void max_pool2d_forward(T* y, int64_t* ind, const T* x, const Pool2dParams& p) {
   const int64_t ntaps = int64_t(taps.size());
   const int64_t HW = p.H * p.W, P = p.OH * p.OW;
   parallel_for(p.planes(), threads_for_flops(pool_work(p) * p.KH * p.KW / 2, p.planes()), [&](int64_t t, int) {
-    if (ind)
-      max_pool_plane<T, true>(y + t * P, ind + t * P, x + t * HW, p, taps.data(), ntaps);
-    else
-      max_pool_plane<T, false>(y + t * P, nullptr, x + t * HW, p, taps.data(), ntaps);
+    pool_planes<T>().max(y + t * P, ind ? ind + t * P : nullptr, x + t * HW, p, taps.data(), ntaps);
   });
 }
 
@@ -301,7 +213,7 @@ void avg_pool2d_forward(T* y, const T* x, const Pool2dParams& p) {
   const int64_t ntaps = int64_t(taps.size());
   const int64_t HW = p.H * p.W, P = p.OH * p.OW;
   parallel_for(p.planes(), threads_for_flops(pool_work(p) * p.KH * p.KW / 2, p.planes()), [&](int64_t t, int) {
-    avg_pool_plane(y + t * P, x + t * HW, p, taps.data(), ntaps);
+    pool_planes<T>().avg(y + t * P, x + t * HW, p, taps.data(), ntaps);
   });
 }
 
@@ -425,4 +337,30 @@ FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE
 
+
+// --- per-ISA plane kernels ------------------------------------------------------
+
+namespace {
+template <typename T>
+const PoolPlaneTable* table_of(const char* isa) {
+#ifdef FASTCONV_HAVE_X86_KERNELS
+  if (!std::strcmp(isa, "avx2") || !std::strcmp(isa, "avx512")) return &avx2::pool_plane_table();
+#endif
+  (void)isa;
+  return &scalar::pool_plane_table();
+}
+}  // namespace
+
+template <>
+const PoolPlanes<float>& pool_planes<float>() {
+  return table_of<float>(active_kernels().isa)->f32;
+}
+template <>
+const PoolPlanes<double>& pool_planes<double>() {
+  return table_of<double>(active_kernels().isa)->f64;
+}
+
 }  // namespace fastconv
+
+#define FASTCONV_POOL_NS scalar
+#include "ops/pool_planes_impl.h"

@@ -1,0 +1,137 @@
+// Pooling plane kernels built for AVX2 (this file's flags); see pool_planes_impl.h.
+// Adds a hand-written float kernel for the most common pooling shape, stride 2
+// along the row (LeNet's and VGG's 2x2/2, AlexNet's 3x3/2): the compiler does not
+// vectorise the stride-2 reads well, so 8 outputs are built from two loads and an
+// even-lane shuffle. Same scan order (kh, then kw) and select rule as the
+// portable kernel, so the bits are identical.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+
+#include "ops/pool_planes.h"
+
+namespace fastconv {
+namespace avx2 {
+namespace {
+
+// x[2*i + o] for i = 0..7, from p = x + o (reads p[0..15]).
+inline __m256 even8(const float* p) {
+  const __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
+  const __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));  // a0 a2 b0 b2 | a4 a6 b4 b6
+  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+// x[2*i + o] for i = 0..7, from p = x + o - 1 (reads p[0..15]): the odd lanes.
+inline __m256 odd8(const float* p) {
+  const __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
+  const __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+// One output element the portable way (edge blocks, short rows).
+template <bool IDX>
+inline void max_one(float* yr, int64_t* ir, const float* x, const Pool2dParams& p, const ColTap* taps, int64_t ntaps,
+                    int64_t hs, int64_t kh0, int64_t kh1, int64_t h0, int64_t ow) {
+  float best = -std::numeric_limits<float>::infinity();
+  int64_t bi = h0 * p.W + first_tap(ow * 2 - p.pw, p.dw);
+  for (int64_t kh = kh0; kh < kh1; ++kh) {
+    const int64_t ih = hs + kh * p.dh;
+    const float* xr = x + ih * p.W;
+    for (int64_t k = 0; k < ntaps; ++k) {
+      if (ow < taps[k].lo || ow >= taps[k].hi) continue;
+      const int64_t iw = 2 * ow + taps[k].off;
+      const float v = xr[iw];
+      if ((v > best) | (v != v)) {
+        best = v;
+        bi = ih * p.W + iw;
+      }
+    }
+  }
+  yr[ow] = best;
+  if (IDX) ir[ow] = bi;
+}
+
+// Blocks of 8 outputs of a row, each kept in registers across all of its
+// window's taps (kh, then kw) and stored once. The last block of a row overlaps
+// the one before it (it is recomputed from scratch, so that is harmless).
+template <bool IDX>
+void max_s2(float* __restrict y, int64_t* __restrict ind, const float* __restrict x, const Pool2dParams& p,
+            const ColTap* taps, int64_t ntaps) {
+  const __m256i lane2 = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+  const __m256 ninf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int64_t oh = 0; oh < p.OH; ++oh) {
+    float* yr = y + oh * p.OW;
+    int64_t* ir = IDX ? ind + oh * p.OW : nullptr;
+    const int64_t hs = oh * p.sh - p.ph;
+    const int64_t h0 = first_tap(hs, p.dh);
+    int64_t kh0, kh1;
+    row_range(hs, p.KH, p.dh, p.H, kh0, kh1);
+    int64_t done = 0;  // outputs [0, done) of this row are final
+    if (p.OW >= 8) {
+      for (int64_t b = 0; b < p.OW; b += 8) {
+        const int64_t q = std::min(b, p.OW - 8);
+        bool full = true;  // every tap in bounds for all 8 outputs, and readable as a vector
+        for (int64_t k = 0; k < ntaps && full; ++k) {
+          const int64_t s = 2 * q + taps[k].off;
+          full = taps[k].lo <= q && taps[k].hi >= q + 8 && (s + 15 < p.W || s >= 1);
+        }
+        if (!full) {
+          for (int64_t ow = std::max(q, done); ow < q + 8; ++ow) max_one<IDX>(yr, ir, x, p, taps, ntaps, hs, kh0, kh1, h0, ow);
+          done = q + 8;
+          continue;
+        }
+        __m256 cur = ninf;
+        __m256i idx = _mm256_setzero_si256();
+        if (IDX) {
+          alignas(32) int32_t init[8];
+          for (int l = 0; l < 8; ++l) init[l] = int32_t(h0 * p.W + first_tap((q + l) * 2 - p.pw, p.dw));
+          idx = _mm256_load_si256(reinterpret_cast<const __m256i*>(init));
+        }
+        for (int64_t kh = kh0; kh < kh1; ++kh) {
+          const int64_t ih = hs + kh * p.dh;
+          const float* xr = x + ih * p.W;
+          for (int64_t k = 0; k < ntaps; ++k) {
+            const int64_t s = 2 * q + taps[k].off;
+            const __m256 v = (s + 15 < p.W) ? even8(xr + s) : odd8(xr + s - 1);
+            const __m256 take = _mm256_or_ps(_mm256_cmp_ps(v, cur, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+            cur = _mm256_blendv_ps(cur, v, take);
+            if (IDX) {
+              const __m256i at = _mm256_add_epi32(_mm256_set1_epi32(int32_t(ih * p.W + s)), lane2);
+              idx = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(idx), _mm256_castsi256_ps(at), take));
+            }
+          }
+        }
+        _mm256_storeu_ps(yr + q, cur);
+        if (IDX) {
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(ir + q), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(idx)));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(ir + q + 4),
+                              _mm256_cvtepi32_epi64(_mm256_extracti128_si256(idx, 1)));
+        }
+        done = q + 8;
+      }
+    }
+    for (int64_t ow = done; ow < p.OW; ++ow) max_one<IDX>(yr, ir, x, p, taps, ntaps, hs, kh0, kh1, h0, ow);
+  }
+}
+
+bool fast_max_f32(float* y, int64_t* ind, const float* x, const Pool2dParams& p, const ColTap* taps,
+                  int64_t ntaps) {
+  if (p.sw != 2) return false;
+  if (!ind) {
+    max_s2<false>(y, nullptr, x, p, taps, ntaps);
+    return true;
+  }
+  if (p.H * p.W >= (int64_t(1) << 31)) return false;  // indices ride in int32 lanes
+  max_s2<true>(y, ind, x, p, taps, ntaps);
+  return true;
+}
+
+}  // namespace
+}  // namespace avx2
+}  // namespace fastconv
+
+#define FASTCONV_POOL_FAST_MAX_F32 fastconv::avx2::fast_max_f32
+#define FASTCONV_POOL_NS avx2
+#include "ops/pool_planes_impl.h"
