@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -50,7 +51,15 @@ def test_default_isa_is_the_best_available():
     # (every fixture that switches paths restores the default afterwards)
     env = os.environ.get("FASTCONV_ISA")
     avail = _core.available_isas()
-    assert _core.active_isa() == (env if env in avail else avail[0])
+    choice = fastconv.build_info()["simd_choice"]
+    if env in avail:
+        assert _core.active_isa() == env and choice == f"FASTCONV_ISA={env}"
+    elif "avx512" in avail and "avx2" in avail:
+        # between AVX-512 and AVX2 the FMA probe decides: AVX-512 only where it is ~2x
+        ratio = float(re.search(r"throughput ([0-9.]+)x", choice).group(1))
+        assert _core.active_isa() == ("avx512" if ratio >= 1.7 else "avx2"), choice
+    else:
+        assert _core.active_isa() == avail[0]
 
 
 # ---------------------------------------------------------------------------
@@ -142,7 +151,8 @@ x = np.arange(2 * 3 * 6 * 6, dtype=np.float32).reshape(2, 3, 6, 6) % 7 - 3
 w = np.arange(4 * 3 * 3 * 3, dtype=np.float32).reshape(4, 3, 3, 3) % 5 - 2
 y = F.conv2d(x, w, padding=1)
 info = fastconv.build_info()
-print(json.dumps({"simd": info["simd"], "threads": fastconv.get_num_threads(), "y": y.tolist()}))
+print(json.dumps({"simd": info["simd"], "choice": info["simd_choice"], "threads": fastconv.get_num_threads(),
+                  "y": y.tolist()}))
 """
 
 
@@ -176,7 +186,14 @@ def test_fastconv_isa_env_unavailable_falls_back_to_a_working_path():
 
 
 def test_no_env_uses_the_best_path():
-    assert _run({})["simd"] == _core.available_isas()[0]
+    out = _run({})
+    avail = _core.available_isas()
+    if "avx512" in avail and "avx2" in avail:
+        ratio = float(re.search(r"throughput ([0-9.]+)x", out["choice"]).group(1))
+        assert out["simd"] == ("avx512" if ratio >= 1.7 else "avx2"), out["choice"]
+    else:
+        assert out["simd"] == avail[0]
+    assert np.array_equal(np.array(out["y"]), _probe_ref())
 
 
 @pytest.mark.parametrize("value,want", [("1", 1), ("3", 3), ("2,1", 2)])
