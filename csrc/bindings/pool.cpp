@@ -97,6 +97,28 @@ bool is_f32(const py::array& a, const char* op, const char* name) {
 
 void register_pool(py::module_& m) {
   m.def(
+      "max_pool2d_fast",
+      [](py::handle x, py::handle kernel, py::handle stride, py::handle padding, py::handle dilation,
+         py::handle ceil_mode) -> py::object {
+        // values-only max pooling for the common case (see shim.h: fast paths); None: general path
+        const int dt = shim::fast_dtype(x);
+        if (dt < 0 || shim::fast_ndim(x) != 4) return py::none();
+        if (ceil_mode.ptr() != Py_True && ceil_mode.ptr() != Py_False) return py::none();
+        Pair k{}, s{}, pd{}, d{};
+        if (!shim::fast_pair(kernel, 1, k) || !shim::fast_pair(padding, 0, pd) || !shim::fast_pair(dilation, 1, d))
+          return py::none();
+        if (stride.is_none())
+          s = k;
+        else if (!shim::fast_pair(stride, 1, s))
+          return py::none();
+        const py::array xa = py::reinterpret_borrow<py::array>(x);
+        const Pool2dParams p = make_pool2d_params("max_pool2d", shim::fast_shape(x), k[0], k[1], s[0], s[1], pd[0],
+                                                  pd[1], d[0], d[1], ceil_mode.ptr() == Py_True, false, 0);
+        py::tuple r = dt == 0 ? max_fwd<float>(xa, p, false, false) : max_fwd<double>(xa, p, false, false);
+        return r[0];
+      },
+      "max_pool2d values for the common case; None when the general path must handle the call.");
+  m.def(
       "max_pool2d_forward",
       [](const py::array& x, Pair k, Pair s, Pair pad, Pair d, bool ceil_mode, bool need_indices,
          const py::object& out) -> py::tuple {

@@ -78,6 +78,10 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     input (N, C, H, W) or (C, H, W) -> (N, C, OH, OW); with ``return_indices``
     also the int64 argmax of each window as ``h * W + w`` within its plane.
     """
+    if out is None and not return_indices:
+        y = _core.max_pool2d_fast(input, kernel_size, stride, padding, dilation, ceil_mode)
+        if y is not None:
+            return y
     op = "max_pool2d"
     x, unbatched = _input(op, input)
     k = positive_pair(kernel_size, "kernel_size", op)

@@ -114,10 +114,18 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     most half the kernel; ``ceil_mode`` as PyTorch (the last window must start
     inside the input or the left padding). NaN propagates.
     """
+    if out is None and not return_indices:
+        y = _core.max_pool2d_fast(input, kernel_size, stride, padding, dilation, ceil_mode)
+        if y is not None:
+            return y
     if _tensors(input):
         _no_out(out, "max_pool2d")
         raw = _untracked(input)
         if raw is not None:
+            if not return_indices:
+                y = _core.max_pool2d_fast(raw[0], kernel_size, stride, padding, dilation, ceil_mode)
+                if y is not None:
+                    return _wrap(y)
             r = _pool.max_pool2d(raw[0], kernel_size, stride, padding, dilation, ceil_mode, return_indices)
             return (_wrap(r[0]), _wrap(r[1])) if return_indices else _wrap(r)
         y, ind = _fn.MaxPool2d.apply(input, kernel_size, stride, padding, dilation, ceil_mode)
