@@ -2,6 +2,7 @@
 #include <array>
 
 #include "bindings/shim.h"
+#include "ops/eltwise.h"
 #include "ops/pool2d.h"
 
 namespace fastconv {
@@ -96,6 +97,29 @@ bool is_f32(const py::array& a, const char* op, const char* name) {
 }  // namespace
 
 void register_pool(py::module_& m) {
+  m.def(
+      "relu_fast",
+      [](py::handle x) -> py::object {
+        // relu of an exact, contiguous float ndarray (any rank >= 1); None: general path
+        const int dt = shim::fast_dtype(x);
+        if (dt < 0 || shim::fast_ndim(x) < 1) return py::none();
+        const py::array xa = py::reinterpret_borrow<py::array>(x);
+        const std::vector<int64_t> shape = shim::fast_shape(x);
+        auto run = [&](auto tag) -> py::object {
+          using T = decltype(tag);
+          auto y = shim::empty<T>(shape, "relu output");
+          const T* xp = static_cast<const T*>(xa.data());
+          T* yp = shim::out_ptr(y);
+          const int64_t n = int64_t(xa.size());
+          {
+            py::gil_scoped_release nogil;
+            relu_forward<T>(yp, xp, n);
+          }
+          return std::move(y);
+        };
+        return dt == 0 ? run(float{}) : run(double{});
+      },
+      "relu (PyTorch's: NaN and -0.0 kept) for exact contiguous float arrays; None otherwise.");
   m.def(
       "max_pool2d_fast",
       [](py::handle x, py::handle kernel, py::handle stride, py::handle padding, py::handle dilation,

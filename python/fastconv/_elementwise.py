@@ -24,6 +24,7 @@ import threading
 
 import numpy as np
 
+from . import _core
 from ._args import as_int, common_float_dtype, contiguous, float_dtype, shape_str, to_array
 
 # --------------------------------------------------------------------------------------------
@@ -133,15 +134,19 @@ def _choose(cond: np.ndarray, a: float, b: float, dtype: np.dtype) -> np.ndarray
 
 def relu(input) -> np.ndarray:
     """``max(x, 0)`` elementwise; NaN stays NaN. Any shape -> same shape."""
-    if type(input) is np.ndarray and input.flags.c_contiguous and input.dtype.char in "fd" and input.ndim:
-        return np.maximum(input, input.dtype.type(0))  # np.maximum propagates NaN without a warning
+    y = _core.relu_fast(input)  # exact contiguous float arrays: the C++ kernel
+    if y is not None:
+        return y
     return _relu(input)
 
 
 @_quiet
 def _relu(input) -> np.ndarray:
     x = _float_input(input, "input", "relu")
-    return _result(np.maximum(x, x.dtype.type(0)), x.dtype)
+    y = _core.relu_fast(x) if x.ndim else None
+    if y is not None:
+        return y
+    return _result(np.where(x < 0, x.dtype.type(0), x), x.dtype)  # as PyTorch: NaN and -0.0 are kept
 
 
 @_quiet
