@@ -147,6 +147,8 @@ struct BIm2colFwd {
           const T* src = xg + idx;
           if (s == 1)
             std::memcpy(d, src, sizeof(T) * m);
+          else if (s == 2)  // the common strided case, with a constant stride the compiler can vectorise
+            for (int64_t i = 0; i < m; ++i) d[i] = src[2 * i];
           else
             for (int64_t i = 0; i < m; ++i) d[i] = src[i * s];
           t += m;

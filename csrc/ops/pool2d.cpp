@@ -233,6 +233,21 @@ void avg_pool2d_backward(T* dx, const T* dy, const Pool2dParams& p) {
 template <typename T>
 void adaptive_avg_pool2d_forward(T* y, const T* x, const Pool2dParams& p) {
   const int64_t HW = p.H * p.W, P = p.OH * p.OW;
+  if (P == 1) {
+    // global average pooling: one contiguous sum per plane, in 8 lanes (l = i mod 8,
+    // in order), then a fixed tree and the tail -- an order set by H*W alone
+    parallel_for(p.planes(), threads_for_flops(pool_work(p), p.planes()), [&](int64_t t, int) {
+      const T* xp = x + t * HW;
+      T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      int64_t i = 0;
+      for (; i + 8 <= HW; i += 8)
+        for (int l = 0; l < 8; ++l) acc[l] += xp[i + l];
+      T s = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+      for (; i < HW; ++i) s += xp[i];
+      y[t] = s / T(HW);
+    });
+    return;
+  }
   parallel_for(p.planes(), threads_for_flops(pool_work(p), p.planes()), [&](int64_t t, int) {
     const T* xp = x + t * HW;
     T* yp = y + t * P;

@@ -1,7 +1,8 @@
 """``fastconv bench``: time small-CNN layers and whole models against peers.
 
 Peers: the NumPy baseline (``fastconv._baseline``: im2col + matmul, pooling
-over strided slices) always; PyTorch when it is importable. Every case is
+over strided slices) always; PyTorch and onnxruntime (forward only) when
+they are importable. Every case is
 timed per peer in its own block (warm-up, then the median of repeated
 samples), with a pause between blocks so one library's idle OpenMP threads
 do not spin on the cores while another is timed. Outputs are cross-checked
@@ -199,6 +200,96 @@ class _Torch:
         return run
 
 
+class _Ort:
+    """onnxruntime peer (optional; forward only): each case as a one-node (or, for models,
+    a whole) ONNX graph with the weights as initializers."""
+
+    def __init__(self):
+        import onnx  # noqa: F401  (ImportError when not installed)
+        import onnxruntime
+
+        self.ort = onnxruntime
+        self.version = onnxruntime.__version__
+
+    def forward(self, case, arrays, nt, model=None):
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+
+        o = case.opts
+        x = arrays[0]
+        nodes, inits = [], []
+        counter = [0]
+
+        def name(prefix):
+            counter[0] += 1
+            return f"{prefix}{counter[0]}"
+
+        def const(a):
+            n = name("w")
+            inits.append(numpy_helper.from_array(np.ascontiguousarray(a), n))
+            return n
+
+        def conv(src, w, b, stride=1, padding=0, groups=1):
+            out = name("t")
+            k = w.shape[2]
+            nodes.append(helper.make_node("Conv", [src, const(w), const(b)], [out], kernel_shape=[k, k],
+                                          strides=[stride, stride], pads=[padding] * 4, group=groups))
+            return out
+
+        def op(kind, src, **attrs):
+            out = name("t")
+            nodes.append(helper.make_node(kind, [src], [out], **attrs))
+            return out
+
+        def gemm(src, w, b):
+            out = name("t")
+            nodes.append(helper.make_node("Gemm", [src, const(w), const(b)], [out], transB=1))
+            return out
+
+        cur = "x"
+        if case.kind == "conv":
+            cur = conv(cur, arrays[1], arrays[2], o.get("s", 1), o.get("p", 0), o.get("groups", 1))
+        elif case.kind == "maxpool":
+            s = o.get("s", o["k"])
+            cur = op("MaxPool", cur, kernel_shape=[o["k"]] * 2, strides=[s, s])
+        elif case.kind == "avgpool":
+            s = o.get("s", o["k"])
+            cur = op("AveragePool", cur, kernel_shape=[o["k"]] * 2, strides=[s, s])
+        elif case.kind == "adaptavg":
+            if o["out"] != 1:
+                raise ValueError("only global average pooling has an ONNX operator")
+            cur = op("GlobalAveragePool", cur)
+        elif case.kind == "linear":
+            cur = gemm(cur, arrays[1], arrays[2])
+        else:
+            for kind, kw in _numpy_model(o["model"], model):
+                if kind == "conv":
+                    cur = conv(cur, kw["w"], kw["b"], 1, kw.get("padding", 0))
+                elif kind == "relu":
+                    cur = op("Relu", cur)
+                elif kind == "maxpool":
+                    k = kw["kernel_size"]
+                    cur = op("MaxPool", cur, kernel_shape=[k, k], strides=[k, k])
+                elif kind == "flatten":
+                    cur = op("Flatten", cur, axis=1)
+                elif kind == "linear":
+                    cur = gemm(cur, kw["w"], kw["b"])
+        graph = helper.make_graph(
+            nodes, case.name,
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+            [helper.make_tensor_value_info(cur, TensorProto.FLOAT, None)],
+            initializer=inits,
+        )
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        m.ir_version = 8
+        so = self.ort.SessionOptions()
+        so.intra_op_num_threads = nt
+        so.inter_op_num_threads = 1
+        sess = self.ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        feed = {"x": x}
+        return lambda: sess.run(None, feed)[0]
+
+
 def _torch_op(tf, case, x, *rest):
     o = case.opts
     if case.kind == "conv":
@@ -374,10 +465,13 @@ class Result:
     fastconv_ms: float
     numpy_ms: Optional[float] = None
     torch_ms: Optional[float] = None
+    ort_ms: Optional[float] = None
     fastconv_fwdbwd_ms: Optional[float] = None
     torch_fwdbwd_ms: Optional[float] = None
     max_rel_diff_numpy: Optional[float] = None
     max_rel_diff_torch: Optional[float] = None
+    max_rel_diff_ort: Optional[float] = None
+    pct_peak: Optional[float] = None
     agree: bool = True
 
     @property
@@ -390,7 +484,7 @@ def _pause():
     time.sleep(0.03)
 
 
-def run(cases, threads, min_time=0.2, use_torch=True, backward=True, progress=None):
+def run(cases, threads, min_time=0.2, use_torch=True, backward=True, progress=None, use_ort=True):
     """Benchmark ``cases`` at each thread count; returns (results, environment dict)."""
     from .models import get_model
 
@@ -401,6 +495,15 @@ def run(cases, threads, min_time=0.2, use_torch=True, backward=True, progress=No
             torch_peer = _Torch()
         except Exception as e:  # ImportError, or a broken install
             torch_error = f"{type(e).__name__}: {e}"
+    ort_peer = None
+    if use_ort:
+        try:
+            ort_peer = _Ort()
+        except Exception:
+            ort_peer = None
+    from . import _core
+
+    peak1 = _core.fma_peak(0.3)  # float FMA GFLOP/s of one core on the active path
     blas = _blas_limiter()
     old_threads = get_num_threads()
     results = []
@@ -441,6 +544,19 @@ def run(cases, threads, min_time=0.2, use_torch=True, backward=True, progress=No
                     r.agree = r.agree and r.max_rel_diff_torch <= AGREE_TOL
                     r.torch_ms = measure(tf, min_time) * 1e3
                     _pause()
+                if ort_peer:
+                    try:
+                        of = ort_peer.forward(case, arrays, nt, model)
+                    except ValueError:
+                        of = None
+                    if of is not None:
+                        r.max_rel_diff_ort = _rel_err(mine, of())
+                        r.agree = r.agree and r.max_rel_diff_ort <= AGREE_TOL
+                        r.ort_ms = measure(of, min_time) * 1e3
+                        del of
+                        _pause()
+                if r.gflop:
+                    r.pct_peak = 100.0 * r.gflops / (peak1 * nt)
                 if backward and case.kind == "conv":
                     r.fastconv_fwdbwd_ms = measure(_fastconv_fwd_bwd(case, arrays), min_time) * 1e3
                     _pause()
@@ -452,6 +568,8 @@ def run(cases, threads, min_time=0.2, use_torch=True, backward=True, progress=No
         set_num_threads(old_threads)
     env = environment()
     env["torch"] = torch_peer.version if torch_peer else None
+    env["onnxruntime"] = ort_peer.version if ort_peer else None
+    env["fma_peak_gflops_per_core"] = round(peak1, 1)
     if torch_error:
         env["torch_error"] = torch_error
     env["numpy_threads"] = blas.describe
@@ -528,10 +646,13 @@ def _fmt_x(a, b):
 
 def table(results, markdown=False) -> str:
     has_torch = any(r.torch_ms is not None for r in results)
+    has_ort = any(r.ort_ms is not None for r in results)
     has_bwd = any(r.fastconv_fwdbwd_ms is not None for r in results)
-    head = ["case", "shape", "thr", "fastconv ms", "GFLOP/s", "numpy ms", "vs numpy"]
+    head = ["case", "shape", "thr", "fastconv ms", "GFLOP/s", "% peak", "numpy ms", "vs numpy"]
     if has_torch:
         head += ["torch ms", "vs torch"]
+    if has_ort:
+        head += ["ort ms", "vs ort"]
     if has_bwd:
         head += ["fwd+bwd ms"]
         if has_torch:
@@ -540,14 +661,17 @@ def table(results, markdown=False) -> str:
     rows = []
     for r in results:
         row = [r.case, r.description, str(r.threads), _fmt_ms(r.fastconv_ms),
-               f"{r.gflops:.1f}" if r.gflops else "-", _fmt_ms(r.numpy_ms), _fmt_x(r.fastconv_ms, r.numpy_ms)]
+               f"{r.gflops:.1f}" if r.gflops else "-", f"{r.pct_peak:.0f}" if r.pct_peak else "-",
+               _fmt_ms(r.numpy_ms), _fmt_x(r.fastconv_ms, r.numpy_ms)]
         if has_torch:
             row += [_fmt_ms(r.torch_ms), _fmt_x(r.fastconv_ms, r.torch_ms)]
+        if has_ort:
+            row += [_fmt_ms(r.ort_ms), _fmt_x(r.fastconv_ms, r.ort_ms)]
         if has_bwd:
             row += [_fmt_ms(r.fastconv_fwdbwd_ms)]
             if has_torch:
                 row += [_fmt_ms(r.torch_fwdbwd_ms), _fmt_x(r.fastconv_fwdbwd_ms, r.torch_fwdbwd_ms)]
-        diffs = [d for d in (r.max_rel_diff_numpy, r.max_rel_diff_torch) if d is not None]
+        diffs = [d for d in (r.max_rel_diff_numpy, r.max_rel_diff_torch, r.max_rel_diff_ort) if d is not None]
         row += [("yes" if r.agree else "NO") + f" ({max(diffs):.0e})"]
         rows.append(row)
     if markdown:
@@ -577,6 +701,9 @@ def summary_lines(results):
         g = geomean([r.torch_ms / r.fastconv_ms for r in rs if r.torch_ms])
         if g:
             parts.append(f"{g:.2f}x vs PyTorch (forward)")
+        g = geomean([r.ort_ms / r.fastconv_ms for r in rs if r.ort_ms])
+        if g:
+            parts.append(f"{g:.2f}x vs onnxruntime (forward)")
         g = geomean([r.torch_fwdbwd_ms / r.fastconv_fwdbwd_ms for r in rs if r.torch_fwdbwd_ms and r.fastconv_fwdbwd_ms])
         if g:
             parts.append(f"{g:.2f}x vs PyTorch (conv forward+backward)")

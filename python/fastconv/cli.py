@@ -46,12 +46,13 @@ def cmd_bench(args) -> int:
     if not args.quiet:
         print(
             f"fastconv bench: {len(cases)} cases x threads {','.join(map(str, threads))}; "
-            f"peers: NumPy baseline{'' if args.no_torch else ', PyTorch if installed'}",
+            f"peers: NumPy baseline{'' if args.no_torch else ', PyTorch'}{'' if args.no_ort else ', onnxruntime'} "
+            "(the optional ones if installed)",
             file=sys.stderr,
         )
     results, env = _bench.run(
         cases, threads, min_time=args.min_time, use_torch=not args.no_torch, backward=not args.no_backward,
-        progress=progress,
+        progress=progress, use_ort=not args.no_ort,
     )
     print(_bench.table(results))
     print()
@@ -59,7 +60,8 @@ def cmd_bench(args) -> int:
         print(line)
     print(
         f"\n{env['cpu']}, {env['cores']} cores; fastconv {env['fastconv']} ({env['simd']}), NumPy {env['numpy']} "
-        f"(BLAS threads: {env['numpy_threads']}), PyTorch {env['torch'] or 'not installed'}; "
+        f"(BLAS threads: {env['numpy_threads']}), PyTorch {env['torch'] or 'not installed'}, "
+        f"onnxruntime {env['onnxruntime'] or 'not installed'}; FMA peak {env['fma_peak_gflops_per_core']} GFLOP/s per core; "
         f"OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE']} OPENBLAS_L2_SIZE={env['OPENBLAS_L2_SIZE']}; {env['date']}"
     )
     print("times: median per call after warm-up; speed-up = peer time / fastconv time, measured in this run")
@@ -119,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=_threads_arg, help="comma-separated thread counts (default: 1 and all cores)")
     b.add_argument("--min-time", type=float, default=0.15, help="seconds of timing per measurement (default 0.15)")
     b.add_argument("--no-torch", action="store_true", help="do not compare with PyTorch even if installed")
+    b.add_argument("--no-ort", action="store_true", help="do not compare with onnxruntime even if installed")
     b.add_argument("--no-backward", action="store_true", help="skip the conv forward+backward timings")
     b.add_argument("--json", metavar="PATH", help="also write the results and environment as JSON")
     b.add_argument("--markdown", metavar="PATH", help="also write the table as markdown")
