@@ -178,6 +178,9 @@ void avg_pool_plane_backward(T* __restrict dx, const T* __restrict dy, const Poo
 inline int64_t ad_start(int64_t i, int64_t in, int64_t out) { return (i * in) / out; }
 inline int64_t ad_end(int64_t i, int64_t in, int64_t out) { return ((i + 1) * in + out - 1) / out; }
 
+// Elements read and written: the work measure for the thread count (threads_for_flops
+// wants ~1 MFLOP per thread; pooling streams memory, so it is scaled to split
+// anything above ~40 us of work).
 double pool_work(const Pool2dParams& p) { return double(p.N) * p.C * (double(p.H) * p.W + double(p.OH) * p.OW); }
 
 }  // namespace
@@ -187,7 +190,7 @@ void max_pool2d_forward(T* y, int64_t* ind, const T* x, const Pool2dParams& p) {
   const std::vector<ColTap> taps = col_taps(p);
   const int64_t ntaps = int64_t(taps.size());
   const int64_t HW = p.H * p.W, P = p.OH * p.OW;
-  parallel_for(p.planes(), threads_for_flops(pool_work(p) * p.KH * p.KW / 2, p.planes()), [&](int64_t t, int) {
+  parallel_for(p.planes(), threads_for_flops(pool_work(p) * (p.KH * p.KW + 4), p.planes()), [&](int64_t t, int) {
     pool_planes<T>().max(y + t * P, ind ? ind + t * P : nullptr, x + t * HW, p, taps.data(), ntaps);
   });
 }
@@ -195,7 +198,7 @@ void max_pool2d_forward(T* y, int64_t* ind, const T* x, const Pool2dParams& p) {
 template <typename T>
 void max_pool2d_backward(T* dx, const T* dy, const int64_t* ind, const Pool2dParams& p) {
   const int64_t HW = p.H * p.W, P = p.OH * p.OW;
-  parallel_for(p.planes(), threads_for_flops(pool_work(p), p.planes()), [&](int64_t t, int) {
+  parallel_for(p.planes(), threads_for_flops(4 * pool_work(p), p.planes()), [&](int64_t t, int) {
     T* d = dx + t * HW;
     std::fill(d, d + HW, T(0));
     const T* g = dy + t * P;
@@ -212,7 +215,7 @@ void avg_pool2d_forward(T* y, const T* x, const Pool2dParams& p) {
   const std::vector<ColTap> taps = col_taps(p);
   const int64_t ntaps = int64_t(taps.size());
   const int64_t HW = p.H * p.W, P = p.OH * p.OW;
-  parallel_for(p.planes(), threads_for_flops(pool_work(p) * p.KH * p.KW / 2, p.planes()), [&](int64_t t, int) {
+  parallel_for(p.planes(), threads_for_flops(pool_work(p) * (p.KH * p.KW + 4), p.planes()), [&](int64_t t, int) {
     pool_planes<T>().avg(y + t * P, x + t * HW, p, taps.data(), ntaps);
   });
 }
@@ -222,7 +225,7 @@ void avg_pool2d_backward(T* dx, const T* dy, const Pool2dParams& p) {
   const std::vector<ColTap> taps = col_taps(p);
   const int64_t ntaps = int64_t(taps.size());
   const int64_t HW = p.H * p.W, P = p.OH * p.OW;
-  const int nt = threads_for_flops(pool_work(p) * p.KH * p.KW / 2, p.planes());
+  const int nt = threads_for_flops(pool_work(p) * (p.KH * p.KW + 4), p.planes());
   std::vector<T> scratch(size_t(nt) * size_t(p.OW));
   parallel_for(p.planes(), nt, [&](int64_t t, int tid) {
     avg_pool_plane_backward(dx + t * HW, dy + t * P, p, taps.data(), ntaps,
@@ -236,7 +239,7 @@ void adaptive_avg_pool2d_forward(T* y, const T* x, const Pool2dParams& p) {
   if (P == 1) {
     // global average pooling: one contiguous sum per plane, in 8 lanes (l = i mod 8,
     // in order), then a fixed tree and the tail -- an order set by H*W alone
-    parallel_for(p.planes(), threads_for_flops(pool_work(p), p.planes()), [&](int64_t t, int) {
+    parallel_for(p.planes(), threads_for_flops(4 * pool_work(p), p.planes()), [&](int64_t t, int) {
       const T* xp = x + t * HW;
       T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
       int64_t i = 0;
@@ -248,7 +251,7 @@ void adaptive_avg_pool2d_forward(T* y, const T* x, const Pool2dParams& p) {
     });
     return;
   }
-  parallel_for(p.planes(), threads_for_flops(pool_work(p), p.planes()), [&](int64_t t, int) {
+  parallel_for(p.planes(), threads_for_flops(4 * pool_work(p), p.planes()), [&](int64_t t, int) {
     const T* xp = x + t * HW;
     T* yp = y + t * P;
     for (int64_t oh = 0; oh < p.OH; ++oh) {
@@ -267,7 +270,7 @@ void adaptive_avg_pool2d_forward(T* y, const T* x, const Pool2dParams& p) {
 template <typename T>
 void adaptive_avg_pool2d_backward(T* dx, const T* dy, const Pool2dParams& p) {
   const int64_t HW = p.H * p.W, P = p.OH * p.OW;
-  parallel_for(p.planes(), threads_for_flops(pool_work(p), p.planes()), [&](int64_t t, int) {
+  parallel_for(p.planes(), threads_for_flops(4 * pool_work(p), p.planes()), [&](int64_t t, int) {
     T* dp = dx + t * HW;
     const T* gp = dy + t * P;
     std::fill(dp, dp + HW, T(0));
@@ -286,7 +289,7 @@ void adaptive_avg_pool2d_backward(T* dx, const T* dy, const Pool2dParams& p) {
 template <typename T>
 void adaptive_max_pool2d_forward(T* y, int64_t* ind, const T* x, const Pool2dParams& p) {
   const int64_t HW = p.H * p.W, P = p.OH * p.OW;
-  parallel_for(p.planes(), threads_for_flops(pool_work(p), p.planes()), [&](int64_t t, int) {
+  parallel_for(p.planes(), threads_for_flops(4 * pool_work(p), p.planes()), [&](int64_t t, int) {
     const T* xp = x + t * HW;
     for (int64_t oh = 0; oh < p.OH; ++oh) {
       const int64_t h0 = ad_start(oh, p.H, p.OH), h1 = ad_end(oh, p.H, p.OH);
@@ -314,7 +317,7 @@ bool max_unpool2d_forward(T* y, const T* x, const int64_t* ind, const Pool2dPara
   const int64_t HW = p.H * p.W, P = p.OH * p.OW, total = p.planes() * HW;
   for (int64_t i = 0; i < total; ++i)  // validate every index before writing anything
     if (ind[i] < 0 || ind[i] >= P) return false;
-  parallel_for(p.planes(), threads_for_flops(pool_work(p), p.planes()), [&](int64_t t, int) {
+  parallel_for(p.planes(), threads_for_flops(4 * pool_work(p), p.planes()), [&](int64_t t, int) {
     T* yp = y + t * P;
     std::fill(yp, yp + P, T(0));
     const T* xp = x + t * HW;
@@ -329,7 +332,7 @@ bool max_unpool2d_backward(T* dx, const T* dy, const int64_t* ind, const Pool2dP
   const int64_t HW = p.H * p.W, P = p.OH * p.OW, total = p.planes() * HW;
   for (int64_t i = 0; i < total; ++i)
     if (ind[i] < 0 || ind[i] >= P) return false;
-  parallel_for(p.planes(), threads_for_flops(pool_work(p), p.planes()), [&](int64_t t, int) {
+  parallel_for(p.planes(), threads_for_flops(4 * pool_work(p), p.planes()), [&](int64_t t, int) {
     const T* gp = dy + t * P;
     const int64_t* ip = ind + t * HW;
     T* dp = dx + t * HW;

@@ -116,6 +116,61 @@ void max_s2(float* __restrict y, int64_t* __restrict ind, const float* __restric
   }
 }
 
+// Average pooling, stride 2, the same block scheme: per block of 8 outputs the
+// window's taps are summed in registers in the portable kernel's order (from 0,
+// kh then kw), then divided by PyTorch's divisor; the bits match the portable path.
+inline float avg_divisor(const Pool2dParams& p, int64_t hs, int64_t ow) {
+  const int64_t ws = ow * p.sw - p.pw;
+  if (p.divisor) return float(p.divisor);
+  if (p.count_include_pad)
+    return float((std::min(hs + p.KH, p.H + p.ph) - hs) * (std::min(ws + p.KW, p.W + p.pw) - ws));
+  return float((std::min(hs + p.KH, p.H) - std::max<int64_t>(hs, 0)) *
+               (std::min(ws + p.KW, p.W) - std::max<int64_t>(ws, 0)));
+}
+
+bool fast_avg_f32(float* __restrict y, const float* __restrict x, const Pool2dParams& p, const ColTap* taps,
+                  int64_t ntaps) {
+  if (p.sw != 2 || p.OW < 8) return false;
+  for (int64_t oh = 0; oh < p.OH; ++oh) {
+    float* yr = y + oh * p.OW;
+    const int64_t hs = oh * p.sh - p.ph;
+    int64_t kh0, kh1;
+    row_range(hs, p.KH, 1, p.H, kh0, kh1);
+    for (int64_t b = 0; b < p.OW; b += 8) {
+      const int64_t q = std::min(b, p.OW - 8);
+      bool full = true;
+      for (int64_t k = 0; k < ntaps && full; ++k) {
+        const int64_t s = 2 * q + taps[k].off;
+        full = taps[k].lo <= q && taps[k].hi >= q + 8 && (s + 15 < p.W || s >= 1);
+      }
+      alignas(32) float div[8];
+      for (int l = 0; l < 8; ++l) div[l] = avg_divisor(p, hs, q + l);
+      if (!full) {
+        for (int64_t ow = q; ow < q + 8; ++ow) {
+          float acc = 0;
+          for (int64_t kh = kh0; kh < kh1; ++kh) {
+            const float* xr = x + (hs + kh) * p.W;
+            for (int64_t k = 0; k < ntaps; ++k)
+              if (ow >= taps[k].lo && ow < taps[k].hi) acc += xr[2 * ow + taps[k].off];
+          }
+          yr[ow] = acc / div[ow - q];
+        }
+        continue;
+      }
+      __m256 acc = _mm256_setzero_ps();
+      for (int64_t kh = kh0; kh < kh1; ++kh) {
+        const float* xr = x + (hs + kh) * p.W;
+        for (int64_t k = 0; k < ntaps; ++k) {
+          const int64_t s = 2 * q + taps[k].off;
+          acc = _mm256_add_ps(acc, (s + 15 < p.W) ? even8(xr + s) : odd8(xr + s - 1));
+        }
+      }
+      _mm256_storeu_ps(yr + q, _mm256_div_ps(acc, _mm256_load_ps(div)));
+    }
+  }
+  return true;
+}
+
 bool fast_max_f32(float* y, int64_t* ind, const float* x, const Pool2dParams& p, const ColTap* taps,
                   int64_t ntaps) {
   if (p.sw != 2) return false;
@@ -133,5 +188,6 @@ bool fast_max_f32(float* y, int64_t* ind, const float* x, const Pool2dParams& p,
 }  // namespace fastconv
 
 #define FASTCONV_POOL_FAST_MAX_F32 fastconv::avx2::fast_max_f32
+#define FASTCONV_POOL_FAST_AVG_F32 fastconv::avx2::fast_avg_f32
 #define FASTCONV_POOL_NS avx2
 #include "ops/pool_planes_impl.h"

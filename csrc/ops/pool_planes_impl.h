@@ -108,6 +108,10 @@ void max_plane(T* y, int64_t* ind, const T* x, const Pool2dParams& p, const ColT
 
 template <typename T>
 void avg_plane(T* y, const T* x, const Pool2dParams& p, const ColTap* taps, int64_t ntaps) {
+#ifdef FASTCONV_POOL_FAST_AVG_F32
+  if constexpr (std::is_same_v<T, float>)
+    if (FASTCONV_POOL_FAST_AVG_F32(y, x, p, taps, ntaps)) return;
+#endif
   if (p.sw == 1) return avg_pool_plane_s<T, 1>(y, x, p, taps, ntaps);
   if (p.sw == 2) return avg_pool_plane_s<T, 2>(y, x, p, taps, ntaps);
   return avg_pool_plane_s<T, 0>(y, x, p, taps, ntaps);
