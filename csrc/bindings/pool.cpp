@@ -15,12 +15,13 @@ namespace {
 template <typename T>
 py::tuple max_fwd(const py::array& x, const Pool2dParams& p, bool adaptive, bool need_indices = true,
                   const py::object& out = py::none()) {
-  const T* xp = shim::in_ptr<T>(x, "max_pool2d", "input");
-  auto y = shim::output<T>(out, {p.N, p.C, p.OH, p.OW}, "max_pool2d", "max_pool2d output");
+  const char* op = adaptive ? "adaptive_max_pool2d" : "max_pool2d";
+  const T* xp = shim::in_ptr<T>(x, op, "input");
+  auto y = shim::output<T>(out, {p.N, p.C, p.OH, p.OW}, op, adaptive ? "adaptive_max_pool2d output" : "max_pool2d output");
   py::object ind_obj = py::none();
   int64_t* ip = nullptr;
   if (need_indices || adaptive) {
-    auto ind = shim::empty<int64_t>({p.N, p.C, p.OH, p.OW}, "max_pool2d indices");
+    auto ind = shim::empty<int64_t>({p.N, p.C, p.OH, p.OW}, adaptive ? "adaptive_max_pool2d indices" : "max_pool2d indices");
     ip = shim::out_ptr(ind);
     ind_obj = ind;
   }
@@ -50,9 +51,9 @@ py::array max_bwd(const py::array& dy, const py::array& ind, const Pool2dParams&
 
 template <typename T>
 py::array avg_fwd(const py::array& x, const Pool2dParams& p, bool adaptive, const py::object& out = py::none()) {
-  const T* xp = shim::in_ptr<T>(x, "avg_pool2d", "input");
-  auto y = shim::output<T>(out, {p.N, p.C, p.OH, p.OW}, adaptive ? "adaptive_avg_pool2d" : "avg_pool2d",
-                           "avg_pool2d output");
+  const char* op = adaptive ? "adaptive_avg_pool2d" : "avg_pool2d";
+  const T* xp = shim::in_ptr<T>(x, op, "input");
+  auto y = shim::output<T>(out, {p.N, p.C, p.OH, p.OW}, op, adaptive ? "adaptive_avg_pool2d output" : "avg_pool2d output");
   T* yp = shim::out_ptr(y);
   {
     py::gil_scoped_release nogil;

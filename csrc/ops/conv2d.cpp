@@ -117,6 +117,27 @@ Conv2dParams make_conv2d_params(const std::vector<int64_t>& xs, const std::vecto
 
 namespace {
 
+// True when no element is Inf or NaN: x * 0 is 0 for finite x and NaN otherwise;
+// eight lanes of sums (vectorisable without reassociation), checked per block.
+template <typename T>
+bool all_finite(const T* x, int64_t n) {
+  constexpr int64_t kBlock = 4096;
+  std::atomic<bool> ok{true};
+  parallel_for(ceil_div(n, kBlock), threads_for_flops(double(n) / 4, ceil_div(n, kBlock)), [&](int64_t b, int) {
+    if (!ok.load(std::memory_order_relaxed)) return;
+    const int64_t i0 = b * kBlock, i1 = std::min(n, i0 + kBlock);
+    T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = i0;
+    for (; i + 8 <= i1; i += 8)
+      for (int l = 0; l < 8; ++l) acc[l] += x[i + l] * T(0);
+    T s = 0;
+    for (int l = 0; l < 8; ++l) s += acc[l];
+    for (; i < i1; ++i) s += x[i] * T(0);
+    if (s != T(0)) ok.store(false, std::memory_order_relaxed);
+  });
+  return ok.load();
+}
+
 // ---------------------------------------------------------------------------
 // GEMM adapters
 
@@ -421,8 +442,12 @@ void conv2d_backward_weight(T* dw, T* db, const T* dy, const T* x, const Conv2dP
   // Inner products along the Wp pitch win when each image gives long rows to
   // reduce over (>= ~1k positions) or the reduction K is too short for the
   // packed GEMM to amortise its packing; measured on the benchmark layers.
+  // The direct path also multiplies the zero dy of junk columns with real inputs
+  // (the next row's first pixels): exact only while every input is finite
+  // (0 * Inf is NaN), so an input holding Inf or NaN takes the GEMM path.
   const bool long_rows = p.OH * (p.OW + p.dil_w * (p.KW - 1)) >= 1024;
-  if (conv2d_direct_applies(p) && conv2d_algorithm() != ConvAlgorithm::im2col && (long_rows || Kg <= 160))
+  if (conv2d_direct_applies(p) && conv2d_algorithm() != ConvAlgorithm::im2col && (long_rows || Kg <= 160) &&
+      all_finite(x, p.N * p.C * p.H * p.W))
     return conv2d_direct_backward_weight(dw, dy, x, p);
 
   const int64_t dw_size = p.OC * Kg;

@@ -130,3 +130,26 @@ def check_out(out, inputs, op: str):
         if a is not None and np.may_share_memory(out, a):
             raise ValueError(f"{op}: out must not overlap an input")
     return out
+
+
+def grad_flags(needs_input_grad, n: int, op: str) -> tuple:
+    """``needs_input_grad`` as ``n`` bools, with errors naming the argument."""
+    try:
+        flags = tuple(bool(v) for v in needs_input_grad)
+    except TypeError:
+        raise TypeError(
+            f"{op}: needs_input_grad must be a sequence of {n} bools, got {type(needs_input_grad).__name__}"
+        ) from None
+    if len(flags) != n:
+        raise ValueError(f"{op}: needs_input_grad must have {n} entries, got {len(flags)}")
+    return flags
+
+
+def shape_arg(shape, name: str, op: str) -> tuple:
+    """A shape argument (sequence of non-negative ints), with errors naming it."""
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
+        raise TypeError(f"{op}: {name} must be a sequence of ints, got {type(shape).__name__} {shape!r}")
+    out = tuple(as_int(s, name, op) for s in shape)
+    if any(s < 0 for s in out):
+        raise ValueError(f"{op}: {name} must not have negative entries, got {out}")
+    return out

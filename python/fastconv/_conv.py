@@ -6,6 +6,7 @@ import numpy as np
 
 from . import _core
 from ._args import (
+    grad_flags,
     as_int,
     check_out,
     common_float_dtype,
@@ -70,17 +71,7 @@ def _conv_arrays(op, input, weight, bias):
 
 def _flags(needs_input_grad, op):
     """needs_input_grad as three bools (input, weight, bias)."""
-    try:
-        flags = tuple(bool(v) for v in needs_input_grad)
-    except TypeError:
-        raise TypeError(
-            f"{op}: needs_input_grad must be a sequence of 3 bools, got {type(needs_input_grad).__name__}"
-        ) from None
-    if len(flags) != 3:
-        raise ValueError(
-            f"{op}: needs_input_grad must have 3 entries (input, weight, bias), got {len(flags)}"
-        )
-    return flags
+    return grad_flags(needs_input_grad, 3, op)
 
 
 def _conv_check(x, w, b, stride, pads, dil, groups):

@@ -25,7 +25,7 @@ import threading
 import numpy as np
 
 from . import _core
-from ._args import as_int, common_float_dtype, contiguous, float_dtype, shape_str, to_array
+from ._args import as_int, common_float_dtype, contiguous, float_dtype, shape_arg, shape_str, to_array
 
 # --------------------------------------------------------------------------------------------
 # shared helpers (also used by _losses and _norm)
@@ -349,7 +349,7 @@ def flatten_backward(grad_output, input_shape) -> np.ndarray:
     """Gradient of ``flatten``: ``grad_output`` reshaped to ``input_shape`` (a fresh C-contiguous copy)."""
     op = "flatten_backward"
     dy = _float_input(grad_output, "grad_output", op)
-    shape = tuple(as_int(s, "input_shape", op) for s in input_shape)
+    shape = shape_arg(input_shape, "input_shape", op)
     if math.prod(shape) != dy.size:
         raise ValueError(
             f"{op}: grad_output shape {shape_str(dy.shape)} has {dy.size} elements, "

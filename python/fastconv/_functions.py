@@ -103,8 +103,9 @@ class AdaptiveAvgPool2d(Function):
 class MaxUnpool2d(Function):
     @staticmethod
     def forward(ctx, x, indices, kernel_size, stride, padding, output_size):
-        ctx.save_for_backward(np.asarray(indices))
-        return _pool.max_unpool2d(x, indices, kernel_size, stride, padding, output_size)
+        ind = _pool._indices(indices, "max_unpool2d")  # converted with errors naming the argument
+        ctx.save_for_backward(ind)
+        return _pool.max_unpool2d(x, ind, kernel_size, stride, padding, output_size)
 
     @staticmethod
     def backward(ctx, dy):

@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from ._args import as_int, contiguous, float_dtype, shape_str, to_array
+from ._args import as_int, contiguous, float_dtype, shape_str, to_array, grad_flags
 from ._elementwise import _as_real, _common_dtype, _float_inputs, _log_softmax_nd, _quiet, _result, _softmax_nd
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -275,7 +275,7 @@ def mse_loss_backward(grad_output, input, target, reduction="mean", needs_input_
     """
     op = "mse_loss_backward"
     reduction = _reduction(reduction, op)
-    need_a, need_b = (bool(v) for v in needs_input_grad)
+    need_a, need_b = grad_flags(needs_input_grad, 2, "mse_loss_backward")
     dt, (g, a, b) = _float_inputs(op, grad_output=grad_output, input=input, target=target)
     shape = _broadcast_shape(a, b, op)
     if reduction == "none":

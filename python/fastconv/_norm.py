@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from ._args import common_float_dtype, contiguous, shape_str, to_array
+from ._args import common_float_dtype, contiguous, shape_str, to_array, grad_flags
 from ._elementwise import _as_real, _quiet, _result
 
 
@@ -158,7 +158,7 @@ def batch_norm_backward(
     is None and not computed.
     """
     op = "batch_norm_backward"
-    need_dx, need_dw, need_db = (bool(v) for v in needs_input_grad)
+    need_dx, need_dw, need_db = grad_flags(needs_input_grad, 3, "batch_norm_backward")
     dy = to_array(grad_output, "grad_output", op)
     x = to_array(input, "input", op)
     _check_input(x, op)

@@ -9,6 +9,8 @@ directly from the C++ kernels (what the autograd layer calls).
 
 from __future__ import annotations
 
+import functools
+
 from . import autograd as _autograd
 from . import _core, _conv, _elementwise as _E, _functions as _fn, _losses as _L, _norm as _N, _pool
 from ._conv import conv2d_backward, linear_backward
@@ -234,6 +236,7 @@ def mse_loss(input, target, reduction="mean"):
 def flatten(input, start_dim=1, end_dim=-1):
     """Merge dims ``start_dim..end_dim`` (a view when possible, as PyTorch)."""
     if _tensors(input):
+        _E._flatten_dims(input.data.ndim, start_dim, end_dim, "flatten")  # errors naming the argument
         return input.flatten(start_dim, end_dim)
     return _E.flatten(input, start_dim, end_dim)
 
@@ -300,3 +303,26 @@ __all__ = [
     "batch_norm_forward",
     "batch_norm_backward",
 ]
+
+
+def _name_memory_errors(fn, op):
+    """MemoryErrors raised by NumPy inside an op (copying a huge strided view, allocating
+    a result) carry NumPy's message; prefix the op's name so the user knows which call
+    failed, as for fastconv's own size checks."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except MemoryError as e:
+            msg = str(e)
+            if msg.startswith(op):
+                raise
+            raise MemoryError(f"{op}: {msg}") from None
+
+    return wrapper
+
+
+for _op in __all__:
+    globals()[_op] = _name_memory_errors(globals()[_op], _op)
+del _op
