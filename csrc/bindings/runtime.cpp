@@ -43,6 +43,16 @@ void register_runtime(py::module_& m) {
         return best;
       },
       py::arg("seconds") = 0.2);
+  m.def(
+      "check_result",
+      [](const std::vector<int64_t>& shape, int64_t itemsize, const std::string& what) {
+        // the checks shim::empty makes before allocating, on the shape alone (before inputs are copied)
+        std::vector<int64_t> extent(shape);
+        for (int64_t& d : extent) d = std::max<int64_t>(d, 1);
+        checked_bytes(checked_numel(shape, what.c_str()), size_t(itemsize), what.c_str());
+        checked_bytes(checked_numel(extent, what.c_str()), size_t(itemsize), what.c_str());
+      },
+      py::arg("shape"), py::arg("itemsize"), py::arg("what"));
   m.def("build_info", []() {
     py::dict d;
     const KernelTable& k = active_kernels();

@@ -10,6 +10,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <string>
@@ -60,6 +61,11 @@ const T* opt_ptr(const py::object& o, const char* op, const char* name) {
 template <typename T>
 py::array_t<T> empty(const std::vector<int64_t>& shape, const char* what) {
   checked_bytes(checked_numel(shape, what), sizeof(T), what);
+  // An empty result (a zero dimension) may still have huge other dimensions,
+  // whose strides must fit in 64 bits as well: check the product with zeros as 1.
+  std::vector<int64_t> extent(shape);
+  for (int64_t& d : extent) d = std::max<int64_t>(d, 1);
+  checked_bytes(checked_numel(extent, what), sizeof(T), what);
   std::vector<py::ssize_t> s(shape.begin(), shape.end());
   return py::array_t<T>(s);
 }

@@ -153,3 +153,14 @@ def shape_arg(shape, name: str, op: str) -> tuple:
     if any(s < 0 for s in out):
         raise ValueError(f"{op}: {name} must not have negative entries, got {out}")
     return out
+
+
+def check_result(shape, dtype, op: str, what: str = "output") -> None:
+    """MemoryError now if a result of ``shape`` and ``dtype`` cannot exist (64-bit
+    overflow, or more bytes than this machine has): called before inputs are copied."""
+    from . import _core
+
+    shape = [int(d) for d in shape]
+    if any(d < 0 for d in shape):
+        return  # not a size problem: the op's own validation names the bad dimension
+    _core.check_result(shape, np.dtype(dtype).itemsize, f"{op} {what}")

@@ -6,6 +6,7 @@ import numpy as np
 
 from . import _core
 from ._args import (
+    check_result,
     grad_flags,
     as_int,
     check_out,
@@ -81,6 +82,10 @@ def _conv_check(x, w, b, stride, pads, dil, groups):
     return _core.conv2d_check(xs, w.shape, -1 if b is None else b.shape[0], stride, pads, dil, groups)
 
 
+def _conv_check_result(x, w, b, dt, stride, pads, dil, groups, op):
+    check_result(_conv_check(x, w, b, stride, pads, dil, groups), dt, op)
+
+
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, out=None):
     """2-D cross-correlation, as ``torch.nn.functional.conv2d``.
 
@@ -101,7 +106,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     op = "conv2d"
     x, w, b, dt = _conv_arrays(op, input, weight, bias)
     stride, pads, dil, groups = conv2d_options(w.shape, stride, padding, dilation, groups, op)
-    _conv_check(x, w, b, stride, pads, dil, groups)
+    _conv_check_result(x, w, b, dt, stride, pads, dil, groups, op)
     out = check_out(out, (x, w, b), op)
     unbatched = x.ndim == 3
     if unbatched:
@@ -174,7 +179,7 @@ def linear(input, weight, bias=None, out=None):
         if y is not None:
             return y
     x, w, b, dt = _linear_arrays("linear", input, weight, bias)
-    _core.linear_check(x.shape, w.shape, -1 if b is None else b.shape[0])
+    check_result(_core.linear_check(x.shape, w.shape, -1 if b is None else b.shape[0]), dt, "linear")
     out = check_out(out, (x, w, b), "linear")
     return _core.linear_forward(contiguous(x, dt), contiguous(w, dt), None if b is None else contiguous(b, dt), out)
 

@@ -5,16 +5,24 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._args import as_int, check_out, contiguous, float_dtype, nonneg_pair, positive_pair, shape_str, to_array
+from ._args import as_int, check_out, check_result, contiguous, float_dtype, nonneg_pair, positive_pair, shape_str, to_array
 
 
-def _input(op, input):
+def _input(op, input, copy=True):
+    """The input as a 4-D array (unbatched 3-D inputs get a batch of 1) and whether it was 3-D.
+    With ``copy=False`` it is not yet made contiguous (see :func:`_materialize`), so a
+    caller can check the result's size before paying for a copy of a huge view."""
     x = to_array(input, "input", op)
     if x.ndim not in (3, 4):
         raise ValueError(f"{op}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape {shape_str(x.shape)}")
-    x = contiguous(x, float_dtype(x, "input", op))
+    if copy:
+        x = _materialize(x, op)
     unbatched = x.ndim == 3
     return (x[None] if unbatched else x), unbatched
+
+
+def _materialize(x, op):
+    return contiguous(x, float_dtype(x, "input", op))
 
 
 def _stride(stride, kernel, op):
@@ -58,6 +66,12 @@ def _input_shape(input_shape, op):
     if len(entries) not in (3, 4):
         raise ValueError(f"{op}: input_shape must have 3 (C, H, W) or 4 (N, C, H, W) entries, got {input_shape!r}")
     return tuple(as_int(v, "input_shape", op) for v in entries)
+
+
+def _check_grad_result(grad_output, shape, op):
+    """The input gradient (of ``shape``) must be able to exist before grad_output is copied."""
+    dy = to_array(grad_output, "grad_output", op)
+    check_result(shape, float_dtype(dy, "grad_output", op), op, "input gradient")
 
 
 def _grad_output(grad_output, shape, op):
@@ -108,6 +122,7 @@ def max_pool2d_backward(grad_output, indices, input_shape):
     positions ``indices`` of an input of ``input_shape`` (4-D or 3-D)."""
     op = "max_pool2d_backward"
     shape = _input_shape(input_shape, op)
+    _check_grad_result(grad_output, shape, op)
     dy = _grad_output(grad_output, shape, op)
     ind = _indices(indices, op, dy.shape)
     unbatched = len(shape) == 3
@@ -148,6 +163,7 @@ def avg_pool2d_backward(
     """Input gradient of :func:`avg_pool2d` for an input of ``input_shape``."""
     op = "avg_pool2d_backward"
     shape = _input_shape(input_shape, op)
+    _check_grad_result(grad_output, shape, op)
     dy = _grad_output(grad_output, shape, op)
     k, s, p, div = _avg_options(op, kernel_size, stride, padding, divisor_override)
     cip = _flag(count_include_pad, "count_include_pad", op)
@@ -177,14 +193,18 @@ def _output_size(output_size, x, op):
 def adaptive_avg_pool2d(input, output_size, out=None):
     """Average over the windows that cut the input into ``output_size`` bins."""
     op = "adaptive_avg_pool2d"
-    x, unbatched = _input(op, input)
+    x, unbatched = _input(op, input, copy=False)
+    size = _output_size(output_size, x, op)
+    check_result(x.shape[:2] + size, float_dtype(x, "input", op), op)
+    x = _materialize(x, op)
     out = _batched_out(check_out(out, (x,), op), unbatched, op)
-    return _unbatch(_core.adaptive_avg_pool2d_forward(x, _output_size(output_size, x, op), out), unbatched)
+    return _unbatch(_core.adaptive_avg_pool2d_forward(x, size, out), unbatched)
 
 
 def adaptive_avg_pool2d_backward(grad_output, input_shape):
     op = "adaptive_avg_pool2d_backward"
     shape = _input_shape(input_shape, op)
+    _check_grad_result(grad_output, shape, op)
     dy = _grad_output(grad_output, shape, op)
     unbatched = len(shape) == 3
     if unbatched:
@@ -195,8 +215,11 @@ def adaptive_avg_pool2d_backward(grad_output, input_shape):
 def adaptive_max_pool2d(input, output_size, return_indices=False):
     """Max over the adaptive bins; indices as in :func:`max_pool2d`."""
     op = "adaptive_max_pool2d"
-    x, unbatched = _input(op, input)
-    y, ind = _core.adaptive_max_pool2d_forward(x, _output_size(output_size, x, op))
+    x, unbatched = _input(op, input, copy=False)
+    size = _output_size(output_size, x, op)
+    check_result(x.shape[:2] + size, np.int64, op, "indices")  # the larger of the two results
+    x = _materialize(x, op)
+    y, ind = _core.adaptive_max_pool2d_forward(x, size)
     if return_indices:
         return _unbatch(y, unbatched), _unbatch(ind, unbatched)
     return _unbatch(y, unbatched)
@@ -237,7 +260,13 @@ def _unpool_size(x, kernel, stride, padding, output_size, op):
 def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
     """Partial inverse of :func:`max_pool2d`: values placed at ``indices``, zeros elsewhere."""
     op = "max_unpool2d"
-    x, unbatched = _input(op, input)
+    x, unbatched = _input(op, input, copy=False)
+    k = positive_pair(kernel_size, "kernel_size", op)
+    s = _stride(stride, k, op)
+    p = nonneg_pair(padding, "padding", op)
+    size = _unpool_size(x, k, s, p, output_size, op)
+    check_result(x.shape[:2] + tuple(size), float_dtype(x, "input", op), op)  # before any copy
+    x = _materialize(x, op)
     ind = _indices(indices, op)
     if ind.shape != (x.shape[1:] if unbatched else x.shape):
         raise ValueError(
@@ -246,10 +275,6 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
         )
     if unbatched:
         ind = ind[None]
-    k = positive_pair(kernel_size, "kernel_size", op)
-    s = _stride(stride, k, op)
-    p = nonneg_pair(padding, "padding", op)
-    size = _unpool_size(x, k, s, p, output_size, op)
     return _unbatch(_core.max_unpool2d_forward(x, ind, size), unbatched)
 
 
