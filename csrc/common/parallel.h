@@ -40,7 +40,7 @@ inline int threads_for(int64_t ntasks) {
 }
 
 // Run body(task, thread) for task in [0, ntasks) on `nthreads` threads (dynamic
-// schedule: tasks may differ in cost). Every task writes disjoint outputs, so
+// schedule, in chunks when tasks are many: tasks may differ in cost). Every task writes disjoint outputs, so
 // results do not depend on which thread ran what.
 template <class F>
 void parallel_for(int64_t ntasks, int nthreads, F&& body) {
@@ -51,7 +51,10 @@ void parallel_for(int64_t ntasks, int nthreads, F&& body) {
   }
 #ifdef _OPENMP
   note_pool_started();
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
+  // many small tasks (e.g. one per image plane) are handed out in chunks, so
+  // threads do not contend on the schedule's counter for every tiny task
+  const int64_t chunk = std::max<int64_t>(1, ntasks / (int64_t(nthreads) * 16));
+#pragma omp parallel for schedule(dynamic, chunk) num_threads(nthreads)
   for (int64_t t = 0; t < ntasks; ++t) body(t, omp_get_thread_num());
 #else
   for (int64_t t = 0; t < ntasks; ++t) body(t, 0);
