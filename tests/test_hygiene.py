@@ -74,6 +74,9 @@ def rss():
 
 CALLS = 10_000
 WARMUP = 1_000
+# Under AddressSanitizer freed blocks sit in a quarantine (up to 256 MiB), so RSS growth is not a
+# leak signal there; the release-build pass checks it. Object and thread counts are checked on both.
+SANITIZED = bool(fastconv.build_info()["sanitizers"])
 RSS_SLACK = 2 * 2**20  # a leaked result of >= 1 KiB per call would add >= 10 MiB
 OBJ_SLACK = 25
 
@@ -176,7 +179,8 @@ def _measure(call, arrays, calls=CALLS, warmup=WARMUP):
 def test_repeated_calls_leave_memory_objects_and_threads_flat(name, one_thread):
     call, arrays = _ops()[name]
     m = _measure(call, arrays)
-    assert m["rss"] <= RSS_SLACK, f"{name}: RSS grew by {m['rss'] / 2**20:.1f} MiB over {CALLS} calls"
+    if not SANITIZED:  # ASan keeps freed memory in quarantine: RSS says nothing there
+        assert m["rss"] <= RSS_SLACK, f"{name}: RSS grew by {m['rss'] / 2**20:.1f} MiB over {CALLS} calls"
     assert abs(m["objects"]) <= OBJ_SLACK, f"{name}: {m['objects']} more gc-tracked objects after {CALLS} calls"
     assert m["threads"][0] == m["threads"][1], f"{name}: threading.active_count() {m['threads']}"
     assert m["refs"][0] == m["refs"][1], f"{name}: argument reference counts changed {m['refs']}"
@@ -233,7 +237,8 @@ def test_autograd_loops_leave_memory_objects_and_threads_flat(name, one_thread):
     # once, by fragmentation); a leak keeps growing, so the second round is the one judged
     _measure(call, (), calls=n, warmup=200)
     m = _measure(call, (), calls=n, warmup=0)
-    assert m["rss"] <= RSS_SLACK, f"{name}: RSS grew by {m['rss'] / 2**20:.1f} MiB over {n} iterations"
+    if not SANITIZED:  # ASan keeps freed memory in quarantine: RSS says nothing there
+        assert m["rss"] <= RSS_SLACK, f"{name}: RSS grew by {m['rss'] / 2**20:.1f} MiB over {n} iterations"
     assert abs(m["objects"]) <= OBJ_SLACK, f"{name}: {m['objects']} more gc-tracked objects after {n} iterations"
     assert m["threads"][0] == m["threads"][1]
     # the graph of each iteration is freed by reference counting alone (no cycles left for the collector)
