@@ -194,64 +194,26 @@ void dgemv__avx2(int64_t n, int64_t k, const double* __restrict w, int64_t ldw, 
   }
 }
 
-// 4x3 inner products: 12 ymm accumulators; per step the 3 b vectors are
-// loaded once and each a row is loaded and multiplied against all three.
-template <typename T, typename V, class Load, class Fma, class Hsum>
-inline void dot4x3_avx2(int64_t len, const T* const* a, const T* const* b, T* out, int width, Load load, Fma fma,
-                        Hsum hsum, V zero) {
-  V c00 = zero, c01 = zero, c02 = zero, c10 = zero, c11 = zero, c12 = zero;
-  V c20 = zero, c21 = zero, c22 = zero, c30 = zero, c31 = zero, c32 = zero;
-  const T *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *b0 = b[0], *b1 = b[1], *b2 = b[2];
-  int64_t i = 0;
-  for (; i + width <= len; i += width) {
-    const V x0 = load(b0 + i), x1 = load(b1 + i), x2 = load(b2 + i);
-    V d = load(a0 + i);
-    c00 = fma(d, x0, c00); c01 = fma(d, x1, c01); c02 = fma(d, x2, c02);
-    d = load(a1 + i);
-    c10 = fma(d, x0, c10); c11 = fma(d, x1, c11); c12 = fma(d, x2, c12);
-    d = load(a2 + i);
-    c20 = fma(d, x0, c20); c21 = fma(d, x1, c21); c22 = fma(d, x2, c22);
-    d = load(a3 + i);
-    c30 = fma(d, x0, c30); c31 = fma(d, x1, c31); c32 = fma(d, x2, c32);
-  }
-  const V acc[12] = {c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32};
-  for (int t = 0; t < 12; ++t) {
-    T tail = 0;
-    for (int64_t q = i; q < len; ++q) tail += a[t / 3][q] * b[t % 3][q];
-    out[t] = hsum(acc[t]) + tail;
-  }
-}
+#include "gemm/ukernel_templates.h"
 
 void sdot4x3__avx2(int64_t len, const float* const* a, const float* const* b, float* out) {
-  dot4x3_avx2<float, __m256>(
+  dot4x3_body<float, __m256>(
       len, a, b, out, 8, [](const float* p) { return _mm256_loadu_ps(p); },
       [](__m256 x, __m256 y, __m256 z) { return _mm256_fmadd_ps(x, y, z); }, [](__m256 v) { return hsum(v); },
       _mm256_setzero_ps());
 }
 void ddot4x3__avx2(int64_t len, const double* const* a, const double* const* b, double* out) {
-  dot4x3_avx2<double, __m256d>(
+  dot4x3_body<double, __m256d>(
       len, a, b, out, 4, [](const double* p) { return _mm256_loadu_pd(p); },
       [](__m256d x, __m256d y, __m256d z) { return _mm256_fmadd_pd(x, y, z); }, [](__m256d v) { return hsum(v); },
       _mm256_setzero_pd());
 }
 
-
-// FMA peak probe: 12 independent accumulators (covers FMA latency x pipes,
-// and with the 2 constants still fits the register file, so nothing spills).
-__attribute__((no_sanitize("address", "undefined"))) double fma_probe__avx2(int64_t iters, float* sink) {
-  __m256 acc[12];
-  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(1.0f + 1e-7f * i);
-  const __m256 m = _mm256_set1_ps(0.999999f), a = _mm256_set1_ps(1e-7f);
-  for (int64_t it = 0; it < iters; ++it) {
-#pragma GCC unroll 12
-    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], m, a);
-  }
-  __m256 t = acc[0];
-  for (int i = 1; i < 12; ++i) t = _mm256_add_ps(t, acc[i]);
-  alignas(64) float out[16];
-  _mm256_store_ps(out, t);
-  *sink = out[0];
-  return double(iters) * 12 * 8 * 2;
+// FMA peak probe (ukernel_templates.h).
+double fma_probe__avx2(int64_t iters, float* sink) {
+  return fma_probe_body<12, 8, __m256>(
+      iters, sink, [](float v) { return _mm256_set1_ps(v); }, [](auto x, auto y, auto z) { return _mm256_fmadd_ps(x, y, z); },
+      [](auto x, auto y) { return _mm256_add_ps(x, y); }, [](float* p, __m256 v) { _mm256_store_ps(p, v); });
 }
 
 const KernelTable kAvx2 = {

@@ -152,65 +152,26 @@ void dgemv__avx512(int64_t n, int64_t k, const double* __restrict w, int64_t ldw
   }
 }
 
-// 4x3 inner products, 12 zmm accumulators. Lane l accumulates elements
-// l (mod width) in order; then a fixed reduction tree; then the scalar tail:
-// the order depends on len alone.
-template <typename T, typename V, class Load, class Fma, class Hsum>
-inline void dot4x3_avx512(int64_t len, const T* const* a, const T* const* b, T* out, int width, Load load, Fma fma,
-                          Hsum hsum, V zero) {
-  V c00 = zero, c01 = zero, c02 = zero, c10 = zero, c11 = zero, c12 = zero;
-  V c20 = zero, c21 = zero, c22 = zero, c30 = zero, c31 = zero, c32 = zero;
-  const T *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *b0 = b[0], *b1 = b[1], *b2 = b[2];
-  int64_t i = 0;
-  for (; i + width <= len; i += width) {
-    const V x0 = load(b0 + i), x1 = load(b1 + i), x2 = load(b2 + i);
-    V d = load(a0 + i);
-    c00 = fma(d, x0, c00); c01 = fma(d, x1, c01); c02 = fma(d, x2, c02);
-    d = load(a1 + i);
-    c10 = fma(d, x0, c10); c11 = fma(d, x1, c11); c12 = fma(d, x2, c12);
-    d = load(a2 + i);
-    c20 = fma(d, x0, c20); c21 = fma(d, x1, c21); c22 = fma(d, x2, c22);
-    d = load(a3 + i);
-    c30 = fma(d, x0, c30); c31 = fma(d, x1, c31); c32 = fma(d, x2, c32);
-  }
-  const V acc[12] = {c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32};
-  for (int t = 0; t < 12; ++t) {
-    T tail = 0;
-    for (int64_t q = i; q < len; ++q) tail += a[t / 3][q] * b[t % 3][q];
-    out[t] = hsum(acc[t]) + tail;
-  }
-}
+#include "gemm/ukernel_templates.h"
 
 void sdot4x3__avx512(int64_t len, const float* const* a, const float* const* b, float* out) {
-  dot4x3_avx512<float, __m512>(
+  dot4x3_body<float, __m512>(
       len, a, b, out, 16, [](const float* p) { return _mm512_loadu_ps(p); },
       [](__m512 x, __m512 y, __m512 z) { return _mm512_fmadd_ps(x, y, z); },
       [](__m512 v) { return _mm512_reduce_add_ps(v); }, _mm512_setzero_ps());
 }
 void ddot4x3__avx512(int64_t len, const double* const* a, const double* const* b, double* out) {
-  dot4x3_avx512<double, __m512d>(
+  dot4x3_body<double, __m512d>(
       len, a, b, out, 8, [](const double* p) { return _mm512_loadu_pd(p); },
       [](__m512d x, __m512d y, __m512d z) { return _mm512_fmadd_pd(x, y, z); },
       [](__m512d v) { return _mm512_reduce_add_pd(v); }, _mm512_setzero_pd());
 }
 
-
-// FMA peak probe: 24 independent accumulators (covers FMA latency x pipes,
-// and with the 2 constants still fits the register file, so nothing spills).
-__attribute__((no_sanitize("address", "undefined"))) double fma_probe__avx512(int64_t iters, float* sink) {
-  __m512 acc[24];
-  for (int i = 0; i < 24; ++i) acc[i] = _mm512_set1_ps(1.0f + 1e-7f * i);
-  const __m512 m = _mm512_set1_ps(0.999999f), a = _mm512_set1_ps(1e-7f);
-  for (int64_t it = 0; it < iters; ++it) {
-#pragma GCC unroll 24
-    for (int i = 0; i < 24; ++i) acc[i] = _mm512_fmadd_ps(acc[i], m, a);
-  }
-  __m512 t = acc[0];
-  for (int i = 1; i < 24; ++i) t = _mm512_add_ps(t, acc[i]);
-  alignas(64) float out[16];
-  _mm512_store_ps(out, t);
-  *sink = out[0];
-  return double(iters) * 24 * 16 * 2;
+// FMA peak probe (ukernel_templates.h).
+double fma_probe__avx512(int64_t iters, float* sink) {
+  return fma_probe_body<24, 16, __m512>(
+      iters, sink, [](float v) { return _mm512_set1_ps(v); }, [](auto x, auto y, auto z) { return _mm512_fmadd_ps(x, y, z); },
+      [](auto x, auto y) { return _mm512_add_ps(x, y); }, [](float* p, __m512 v) { _mm512_store_ps(p, v); });
 }
 
 // Cache blocks: the kc x 32 B micro-panel (kc=192: 24 KiB of floats) stays in

@@ -1,0 +1,59 @@
+// Kernel bodies shared by the per-ISA micro-kernel files, written once over a
+// vector type V and its operations (passed as lambdas).
+//
+// Include this file INSIDE the anonymous namespace of an ISA file
+// (ukernel_avx2.cpp, ukernel_avx512.cpp): each inclusion then has internal
+// linkage and is compiled with that file's target flags, so the linker can
+// never hand one ISA's instantiation to another's caller. It includes nothing
+// itself; the including file provides <cstdint> and the intrinsics.
+
+// 4x3 inner products, 12 vector accumulators: out[i*3 + j] = sum_l a[i][l] * b[j][l].
+// Lane l accumulates elements l (mod width) in order; then hsum (a fixed tree);
+// then the scalar tail: the order depends on len alone.
+template <typename T, typename V, class Load, class Fma, class Hsum>
+inline void dot4x3_body(int64_t len, const T* const* a, const T* const* b, T* out, int width, Load load, Fma fma,
+                        Hsum hsum, V zero) {
+  V c00 = zero, c01 = zero, c02 = zero, c10 = zero, c11 = zero, c12 = zero;
+  V c20 = zero, c21 = zero, c22 = zero, c30 = zero, c31 = zero, c32 = zero;
+  const T *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *b0 = b[0], *b1 = b[1], *b2 = b[2];
+  int64_t i = 0;
+  for (; i + width <= len; i += width) {
+    const V x0 = load(b0 + i), x1 = load(b1 + i), x2 = load(b2 + i);
+    V d = load(a0 + i);
+    c00 = fma(d, x0, c00); c01 = fma(d, x1, c01); c02 = fma(d, x2, c02);
+    d = load(a1 + i);
+    c10 = fma(d, x0, c10); c11 = fma(d, x1, c11); c12 = fma(d, x2, c12);
+    d = load(a2 + i);
+    c20 = fma(d, x0, c20); c21 = fma(d, x1, c21); c22 = fma(d, x2, c22);
+    d = load(a3 + i);
+    c30 = fma(d, x0, c30); c31 = fma(d, x1, c31); c32 = fma(d, x2, c32);
+  }
+  const V acc[12] = {c00, c01, c02, c10, c11, c12, c20, c21, c22, c30, c31, c32};
+  for (int t = 0; t < 12; ++t) {
+    T tail = 0;
+    for (int64_t q = i; q < len; ++q) tail += a[t / 3][q] * b[t % 3][q];
+    out[t] = hsum(acc[t]) + tail;
+  }
+}
+
+// FMA throughput probe: N independent accumulators of LANES floats (N must cover
+// FMA latency x pipes and, with the 2 constants, fit the register file so nothing
+// spills). Returns the flops done. Unsanitized: instrumentation would measure itself.
+template <int N, int LANES, typename V, class Set1, class Fma, class Add, class Store>
+__attribute__((no_sanitize("address", "undefined"))) inline double fma_probe_body(int64_t iters, float* sink,
+                                                                                  Set1 set1, Fma fma, Add add,
+                                                                                  Store store) {
+  V acc[N];
+  for (int i = 0; i < N; ++i) acc[i] = set1(1.0f + 1e-7f * i);
+  const V m = set1(0.999999f), a = set1(1e-7f);
+  for (int64_t it = 0; it < iters; ++it) {
+#pragma GCC unroll 32
+    for (int i = 0; i < N; ++i) acc[i] = fma(acc[i], m, a);
+  }
+  V t = acc[0];
+  for (int i = 1; i < N; ++i) t = add(t, acc[i]);
+  alignas(64) float out[LANES];
+  store(out, t);
+  *sink = out[0];
+  return double(iters) * N * LANES * 2;
+}
