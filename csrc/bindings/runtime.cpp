@@ -81,3 +81,18 @@ void register_runtime(py::module_& m) {
 }
 
 }  // namespace fastconv
+
+// C entry points for threadpoolctl (python/fastconv/_threadpool.py registers a
+// controller that finds this library by these symbols and calls them through
+// ctypes). Exported despite the module's hidden default visibility.
+extern "C" {
+__attribute__((visibility("default"))) int fastconv_threadpool_get_num_threads(void) {
+  return fastconv::num_threads();
+}
+__attribute__((visibility("default"))) void fastconv_threadpool_set_num_threads(int n) {
+  fastconv::set_num_threads(n < 1 ? 1 : (n > 4096 ? 4096 : n));
+}
+__attribute__((visibility("default"))) const char* fastconv_threadpool_version(void) {
+  return FASTCONV_VERSION;
+}
+}

@@ -20,6 +20,10 @@ from .tensor import Tensor, cat, stack, tensor
 
 __version__ = _core.build_info()["version"]
 
+from . import _threadpool
+
+_threadpool.register()  # threadpoolctl sees and limits fastconv's threads (when it is installed)
+
 __all__ = [
     "functional",
     "nn",
