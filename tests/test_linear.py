@@ -84,6 +84,13 @@ SHAPES = [
     ((2,), 9216, 10),  # AlexNet-like fc: long K, small out
     ((1,), 9216, 10),
     ((33,), 100, 200),
+    # the GEMM with w read in place (batch >= 16 and a large weight, or batch >= 256)
+    ((16,), 256, 256),
+    ((17,), 300, 301),  # ragged row panels and K slices
+    ((2, 10), 600, 115),
+    ((33,), 513, 131),
+    ((256,), 20, 7),
+    ((300,), 9, 13),
 ]
 
 
@@ -117,6 +124,18 @@ def test_tile_edges(B, OUT, isa, rng):
         x, w, b, dy = make_case((B,), 11, OUT, dtype, rng, integer=True)
         check_forward(x, w, b, dtype, exact=True)
         check_backward(dy, x, w, dtype, exact=True)
+
+
+@pytest.mark.parametrize("OUT", [1, 5, 6, 7, 8, 9, 13, 17, 33])
+@pytest.mark.parametrize("B", [256, 257, 271])
+def test_tile_edges_weight_in_place(B, OUT, isa, rng):
+    # batches >= 256 take the GEMM that reads w in place: ragged row panels of w
+    # (MR 4, 6 or 8 by ISA) and ragged batch panels (NR 4 .. 32)
+    for dtype in DTYPES:
+        for IN in (3, 257):
+            x, w, b, dy = make_case((B,), IN, OUT, dtype, rng, integer=True)
+            check_forward(x, w, b, dtype, exact=True)
+            check_forward(x, w, None, dtype, exact=True)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
@@ -254,7 +273,7 @@ def test_reference_matches_numeric_grads(rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
-@pytest.mark.parametrize("shape", [((1,), 9216, 64), ((3,), 4096, 40), ((64,), 300, 100), ((2, 5), 700, 33)], ids=sid)
+@pytest.mark.parametrize("shape", [((1,), 9216, 64), ((3,), 4096, 40), ((64,), 300, 100), ((2, 5), 700, 33), ((64,), 600, 130), ((300,), 40, 9)], ids=sid)
 def test_bitwise_identical_for_1_and_2_threads(shape, dtype, isa, restore_runtime, rng):
     lead, IN, OUT = shape
     x, w, b, dy = make_case(lead, IN, OUT, dtype, rng)

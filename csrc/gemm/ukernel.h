@@ -24,6 +24,14 @@ template <typename T>
 using UKernelOffFn = void (*)(int64_t kc, const T* a, const T* b, const int64_t* offs, T* c, int64_t ldc,
                               bool accumulate);
 
+// The same product with A read in place from the rows of a row-major matrix:
+//   C[i][j] (+)= sum_k a[i*lda + k] * b[k*NR + j],  0 <= i < rows_mr, 0 <= j < NR
+// (rows_mr rows, NR the kernel's packed B width). linear's forward reads its
+// weight this way, so the weight is never packed: W (OUT x IN) times the
+// packed X^T (IN x batch), each element of W read from memory once.
+template <typename T>
+using UKernelRowsFn = void (*)(int64_t kc, const T* a, int64_t lda, const T* b, T* c, int64_t ldc, bool accumulate);
+
 // Dot-product kernel for the memory-bound GEMV path (linear at batch 1):
 //   y[j] = sum_k w[j*ldw + k] * x[k], j < n.
 template <typename T>
@@ -45,6 +53,8 @@ struct GemmKernel {
   int mr, nr;       // register tile
   int kc, mc, nc;   // cache blocks: kc*nr panel of B in L1, mc*kc block of A in L2
   const char* name; // e.g. "sgemm_ukernel_6x16__avx2"
+  UKernelRowsFn<T> ukernel_rows;
+  int rows_mr;      // rows of A per ukernel_rows tile (its width is nr)
 };
 
 // FMA throughput probe: `iters` rounds of independent float FMAs on this

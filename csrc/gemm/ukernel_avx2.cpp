@@ -209,6 +209,25 @@ void ddot4x3__avx2(int64_t len, const double* const* a, const double* const* b, 
       _mm256_setzero_pd());
 }
 
+// linear's forward: 6 rows of the weight read in place x a packed 16-column panel.
+void sgemm_ukernel_rows_6x16__avx2(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+                                   bool acc) {
+  gemm_rows_body<float, __m256, 6, 8>(
+      kc, a, lda, b, c, ldc, acc, [](const float* p) { return _mm256_loadu_ps(p); },
+      [](float v) { return _mm256_set1_ps(v); }, [](__m256 x, __m256 y, __m256 z) { return _mm256_fmadd_ps(x, y, z); },
+      [](__m256 x, __m256 y) { return _mm256_add_ps(x, y); }, [](float* p, __m256 v) { _mm256_storeu_ps(p, v); },
+      _mm256_setzero_ps());
+}
+void dgemm_ukernel_rows_6x8__avx2(int64_t kc, const double* a, int64_t lda, const double* b, double* c, int64_t ldc,
+                                  bool acc) {
+  gemm_rows_body<double, __m256d, 6, 4>(
+      kc, a, lda, b, c, ldc, acc, [](const double* p) { return _mm256_loadu_pd(p); },
+      [](double v) { return _mm256_set1_pd(v); },
+      [](__m256d x, __m256d y, __m256d z) { return _mm256_fmadd_pd(x, y, z); },
+      [](__m256d x, __m256d y) { return _mm256_add_pd(x, y); }, [](double* p, __m256d v) { _mm256_storeu_pd(p, v); },
+      _mm256_setzero_pd());
+}
+
 // FMA peak probe (ukernel_templates.h).
 double fma_probe__avx2(int64_t iters, float* sink) {
   return fma_probe_body<12, 8, __m256>(
@@ -218,8 +237,10 @@ double fma_probe__avx2(int64_t iters, float* sink) {
 
 const KernelTable kAvx2 = {
     "avx2",
-    {sgemm_ukernel_6x16__avx2, sgemm_ukernel_off_6x16__avx2, sgemv__avx2, sdot4x3__avx2, 6, 16, 256, 144, 4096, "sgemm_ukernel_6x16__avx2"},
-    {dgemm_ukernel_6x8__avx2, dgemm_ukernel_off_6x8__avx2, dgemv__avx2, ddot4x3__avx2, 6, 8, 256, 72, 2048, "dgemm_ukernel_6x8__avx2"},
+    {sgemm_ukernel_6x16__avx2, sgemm_ukernel_off_6x16__avx2, sgemv__avx2, sdot4x3__avx2, 6, 16, 256, 144, 4096, "sgemm_ukernel_6x16__avx2",
+     sgemm_ukernel_rows_6x16__avx2, 6},
+    {dgemm_ukernel_6x8__avx2, dgemm_ukernel_off_6x8__avx2, dgemv__avx2, ddot4x3__avx2, 6, 8, 256, 72, 2048, "dgemm_ukernel_6x8__avx2",
+     dgemm_ukernel_rows_6x8__avx2, 6},
     fma_probe__avx2,
 };
 

@@ -167,6 +167,26 @@ void ddot4x3__avx512(int64_t len, const double* const* a, const double* const* b
       [](__m512d v) { return _mm512_reduce_add_pd(v); }, _mm512_setzero_pd());
 }
 
+// linear's forward: 8 rows of the weight read in place x a packed 2-zmm panel
+// (16 accumulators; row pointers, not registers, are what limits MR here).
+void sgemm_ukernel_rows_8x32__avx512(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+                                     bool acc) {
+  gemm_rows_body<float, __m512, 8, 16>(
+      kc, a, lda, b, c, ldc, acc, [](const float* p) { return _mm512_loadu_ps(p); },
+      [](float v) { return _mm512_set1_ps(v); }, [](__m512 x, __m512 y, __m512 z) { return _mm512_fmadd_ps(x, y, z); },
+      [](__m512 x, __m512 y) { return _mm512_add_ps(x, y); }, [](float* p, __m512 v) { _mm512_storeu_ps(p, v); },
+      _mm512_setzero_ps());
+}
+void dgemm_ukernel_rows_8x16__avx512(int64_t kc, const double* a, int64_t lda, const double* b, double* c,
+                                     int64_t ldc, bool acc) {
+  gemm_rows_body<double, __m512d, 8, 8>(
+      kc, a, lda, b, c, ldc, acc, [](const double* p) { return _mm512_loadu_pd(p); },
+      [](double v) { return _mm512_set1_pd(v); },
+      [](__m512d x, __m512d y, __m512d z) { return _mm512_fmadd_pd(x, y, z); },
+      [](__m512d x, __m512d y) { return _mm512_add_pd(x, y); }, [](double* p, __m512d v) { _mm512_storeu_pd(p, v); },
+      _mm512_setzero_pd());
+}
+
 // FMA peak probe (ukernel_templates.h).
 double fma_probe__avx512(int64_t iters, float* sink) {
   return fma_probe_body<24, 16, __m512>(
@@ -179,9 +199,9 @@ double fma_probe__avx512(int64_t iters, float* sink) {
 const KernelTable kAvx512 = {
     "avx512",
     {sgemm_ukernel_12x32__avx512, sgemm_ukernel_off_12x32__avx512, sgemv__avx512, sdot4x3__avx512, 12, 32, 192, 144,
-     4096, "sgemm_ukernel_12x32__avx512"},
+     4096, "sgemm_ukernel_12x32__avx512", sgemm_ukernel_rows_8x32__avx512, 8},
     {dgemm_ukernel_12x16__avx512, dgemm_ukernel_off_12x16__avx512, dgemv__avx512, ddot4x3__avx512, 12, 16, 192, 72,
-     2048, "dgemm_ukernel_12x16__avx512"},
+     2048, "dgemm_ukernel_12x16__avx512", dgemm_ukernel_rows_8x16__avx512, 8},
     fma_probe__avx512,
 };
 

@@ -61,6 +61,29 @@ void ukernel_off(int64_t kc, const T* __restrict a, const T* __restrict b, const
   }
 }
 
+// A rows read in place: A[i][k] = a[i*lda + k].
+template <typename T, int MR, int NR>
+void ukernel_rows(int64_t kc, const T* __restrict a, int64_t lda, const T* __restrict b, T* __restrict c,
+                  int64_t ldc, bool accumulate) {
+  T acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = T(0);
+  for (int64_t k = 0; k < kc; ++k) {
+    const T* bk = b + k * NR;
+    for (int i = 0; i < MR; ++i) {
+      const T ai = a[i * lda + k];
+      for (int j = 0; j < NR; ++j) acc[i][j] += ai * bk[j];
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    T* ci = c + i * ldc;
+    if (accumulate)
+      for (int j = 0; j < NR; ++j) ci[j] += acc[i][j];
+    else
+      for (int j = 0; j < NR; ++j) ci[j] = acc[i][j];
+  }
+}
+
 // y[j] = sum_k w[j*ldw + k] * x[k]. LANES independent partial sums (the
 // compiler may not reassociate one running sum), combined in a fixed order.
 template <typename T, int LANES>

@@ -19,6 +19,14 @@ void dgemm_ukernel_off_4x4__scalar(int64_t kc, const double* a, const double* b,
                                    int64_t ldc, bool acc) {
   ref::ukernel_off<double, 4, 4>(kc, a, b, offs, c, ldc, acc);
 }
+void sgemm_ukernel_rows_4x8__scalar(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+                                    bool acc) {
+  ref::ukernel_rows<float, 4, 8>(kc, a, lda, b, c, ldc, acc);
+}
+void dgemm_ukernel_rows_4x4__scalar(int64_t kc, const double* a, int64_t lda, const double* b, double* c, int64_t ldc,
+                                    bool acc) {
+  ref::ukernel_rows<double, 4, 4>(kc, a, lda, b, c, ldc, acc);
+}
 void sgemv__scalar(int64_t n, int64_t k, const float* w, int64_t ldw, const float* x, float* y) {
   ref::gemv<float, 8>(n, k, w, ldw, x, y);
 }
@@ -48,8 +56,10 @@ __attribute__((no_sanitize("address", "undefined"))) double fma_probe__scalar(in
 
 const KernelTable kScalar = {
     "scalar",
-    {sgemm_ukernel_4x8__scalar, sgemm_ukernel_off_4x8__scalar, sgemv__scalar, sdot4x3__scalar, 4, 8, 256, 128, 2048, "sgemm_ukernel_4x8__scalar"},
-    {dgemm_ukernel_4x4__scalar, dgemm_ukernel_off_4x4__scalar, dgemv__scalar, ddot4x3__scalar, 4, 4, 256, 64, 2048, "dgemm_ukernel_4x4__scalar"},
+    {sgemm_ukernel_4x8__scalar, sgemm_ukernel_off_4x8__scalar, sgemv__scalar, sdot4x3__scalar, 4, 8, 256, 128, 2048, "sgemm_ukernel_4x8__scalar",
+     sgemm_ukernel_rows_4x8__scalar, 4},
+    {dgemm_ukernel_4x4__scalar, dgemm_ukernel_off_4x4__scalar, dgemv__scalar, ddot4x3__scalar, 4, 4, 256, 64, 2048, "dgemm_ukernel_4x4__scalar",
+     dgemm_ukernel_rows_4x4__scalar, 4},
     fma_probe__scalar,
 };
 }  // namespace

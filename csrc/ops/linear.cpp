@@ -5,16 +5,21 @@
 //   db[o]    = sum_b dy[b, o]
 //
 // Layouts: x (B, IN), w (OUT, IN), y / dy (B, OUT), C-contiguous.
-// Forward: x and w are both contiguous along the reduction, so y is built
-// from 4x3 inner-product tiles (no packing); at B == 1 it is a matrix-vector
-// product bound by reading w once (the ISA's dot-product kernel over row
-// blocks of w, one block per thread). The backward products reduce over OUT
+// Forward, by batch size:
+//   B == 1: a matrix-vector product bound by reading w once (the ISA's
+//     dot-product kernel over row blocks of w, one block per thread);
+//   small B: 4x3 inner-product tiles straight from x and w (no packing);
+//   larger B: y^T = W * X^T as a GEMM whose A operand is w itself, read in
+//     place row by row (ukernel_rows: w is never packed and is read from
+//     memory once per column block), B~ = X^T packed once per call (the size
+//     of x), C = y^T in a scratch block transposed into y at the end. The backward products reduce over OUT
 // and B, along which one operand is strided: the blocked GEMM of gemm/ (w^T
 // and dy^T are read through strides by the packers, never transposed in memory).
 #include "ops/linear.h"
 
 #include <algorithm>
 
+#include "common/buffer.h"
 #include "common/check.h"
 #include "common/parallel.h"
 #include "cpu/cpu.h"
@@ -44,6 +49,94 @@ LinearParams make_linear_params(const std::vector<int64_t>& xs, const std::vecto
   return p;
 }
 
+// Which forward: the GEMM with w read in place wins from batch 16 on once w
+// outgrows the caches (256 x 256 and up) or the batch is large; small weights
+// at small batches stay on the inner-product tiles, which need no packing or
+// transposition. Measured on the dev VM (AVX2, 1 and 2 threads) over weights
+// 10x512 .. 4096x4096 and batches 16 .. 256.
+inline bool use_rows_gemm(const LinearParams& p) {
+  return p.B >= 16 && (p.OUT * p.IN >= 65536 || p.B >= 256);
+}
+
+template <typename T>
+void linear_forward_rows(T* y, const T* x, const T* w, const T* b, const LinearParams& p, const GemmKernel<T>& kr) {
+  const int NR = kr.nr, MR = kr.rows_mr;
+  const int64_t IN = p.IN, OUT = p.OUT;
+  const int64_t kc = balanced_kc(IN, kr.kc);
+  const int64_t Bpad = round_up(p.B, NR);
+  const int64_t Opad = round_up(OUT, MR);
+  // B~: X^T in kc slices; slice pc holds Bpad/NR panels of kb x NR: [pc*Bpad + q*NR*kb + k*NR + c]
+  Buffer<T> bt(checked_mul(Bpad, IN, "linear packed input"), "linear packed input");
+  // y^T panel by panel: panel q (batch rows q*NR ..) is an Opad x NR block, so a
+  // register tile's rows are NR apart (not Bpad: rows a power of two apart
+  // would fight over the same cache sets)
+  Buffer<T> yt(checked_mul(Opad, Bpad, "linear output block"), "linear output block");
+  const int64_t panels = Bpad / NR;
+  {
+    const int64_t slices = ceil_div(IN, kc), ptasks = checked_mul(slices, panels, "linear packing tasks");
+    parallel_for(ptasks, threads_for_flops(double(Bpad) * IN, ptasks), [&](int64_t t, int) {
+      const int64_t s = t / panels, q = t % panels, pc = s * kc, kb = std::min(kc, IN - pc);
+      T* d = bt.data() + pc * Bpad + q * NR * kb;
+      const int cols = int(std::min<int64_t>(NR, p.B - q * NR));
+      for (int c = 0; c < cols; ++c) {
+        const T* src = x + (q * NR + c) * IN + pc;
+        for (int64_t k = 0; k < kb; ++k) d[k * NR + c] = src[k];
+      }
+      for (int c = cols; c < NR; ++c)
+        for (int64_t k = 0; k < kb; ++k) d[k * NR + c] = T(0);
+    });
+  }
+  // tasks: (row block of w) x (column block of the batch)
+  const int64_t mblock = std::max<int64_t>(MR, int64_t(kr.mc) / MR * MR);
+  const int64_t mcount = ceil_div(OUT, mblock);
+  // column blocks of the batch: B~ (kc x NB) stays in L2 while w streams past;
+  // narrower when there are too few row blocks to keep every thread busy
+  int64_t NB = std::min(Bpad, std::max<int64_t>(NR, int64_t(kr.nc) / NR * NR));
+  const int64_t want = 4 * int64_t(num_threads());
+  if (mcount * ceil_div(Bpad, NB) < want) NB = std::max<int64_t>(NR, round_up(ceil_div(Bpad, ceil_div(want, mcount)), NR));
+  const int64_t ncount = ceil_div(Bpad, NB);
+  const int64_t tasks = checked_mul(mcount, ncount, "linear tasks");
+  const int nt = threads_for_flops(2.0 * double(p.B) * OUT * IN, tasks);
+  Buffer<T> edge(checked_mul(nt, int64_t(MR) * kc, "linear scratch"));
+  parallel_for(tasks, nt, [&](int64_t t, int tid) {
+    const int64_t mi = t % mcount, ni = t / mcount;
+    const int64_t o0 = mi * mblock, o1 = std::min(OUT, o0 + mblock);
+    const int64_t j0 = ni * NB, j1 = std::min(Bpad, j0 + NB);
+    T* rows = edge.data() + tid * int64_t(MR) * kc;
+    for (int64_t pc = 0; pc < IN; pc += kc) {
+      const int64_t kb = std::min(kc, IN - pc);
+      for (int64_t j = j0; j < j1; j += NR) {
+        const T* bp = bt.data() + pc * Bpad + (j / NR) * NR * kb;
+        for (int64_t o = o0; o < o1; o += MR) {
+          const T* a = w + o * IN + pc;
+          int64_t lda = IN;
+          if (o + MR > OUT) {  // last panel: the rows that exist, zero-padded
+            const int64_t have = OUT - o;
+            for (int64_t r = 0; r < MR; ++r)
+              for (int64_t k = 0; k < kb; ++k) rows[r * kb + k] = r < have ? a[r * IN + k] : T(0);
+            a = rows;
+            lda = kb;
+          }
+          kr.ukernel_rows(kb, a, lda, bp, yt.data() + ((j / NR) * Opad + o) * NR, NR, pc > 0);
+        }
+      }
+    }
+  });
+  // y = (y^T)^T + bias, in row blocks
+  const int64_t rb = 16, rtasks = ceil_div(p.B, rb);
+  parallel_for(rtasks, threads_for_flops(double(p.B) * OUT, rtasks), [&](int64_t t, int) {
+    const int64_t r0 = t * rb, r1 = std::min(p.B, r0 + rb);
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* src = yt.data() + (r / NR) * Opad * NR + r % NR;
+      T* dst = y + r * OUT;
+      if (b)
+        for (int64_t o = 0; o < OUT; ++o) dst[o] = src[o * NR] + b[o];
+      else
+        for (int64_t o = 0; o < OUT; ++o) dst[o] = src[o * NR];
+    }
+  });
+}
+
 template <typename T>
 void linear_forward(T* y, const T* x, const T* w, const T* b, const LinearParams& p) {
   if (p.B == 0 || p.OUT == 0) return;
@@ -64,6 +157,7 @@ void linear_forward(T* y, const T* x, const T* w, const T* b, const LinearParams
     gemm<T>(p.B, p.OUT, p.IN, x, p.IN, 1, w, 1, p.IN, y, p.OUT, nullptr, b);
     return;
   }
+  if (use_rows_gemm(p)) return linear_forward_rows(y, x, w, b, p, kr);
   // Both operands are contiguous along the reduction: 4x3 inner-product tiles,
   // no packing. The reduction is cut into slices whose block of x (B x JB)
   // stays in L2 while the rows of w stream past once; each task owns a range
