@@ -321,7 +321,7 @@ template <typename T>
 void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dParams& p) {
   if (p.N == 0 || p.OC == 0) return;
   if (depthwise_kernels_apply(p)) return depthwise_forward(y, x, w, b, p);
-  if (conv2d_direct_applies(p) && conv2d_algorithm() != ConvAlgorithm::im2col)
+  if (conv2d_direct_forward_applies(p) && conv2d_algorithm() != ConvAlgorithm::im2col)
     return conv2d_direct_forward(y, x, w, b, p);
   const GemmKernel<T>& kr = kernel_for<T>(active_kernels());
   const int64_t M = p.OCg(), K = p.Kg(), J = p.N * p.P();

@@ -1,4 +1,4 @@
-// Direct stride-1 convolution: a GEMM whose B operand is read in place.
+// Direct convolution: a GEMM whose B operand is read in place.
 //
 // With stride 1, output (oh, ow) reads input (oh + kh*dh - pt, ow + kw*dw - pl).
 // Lay the zero-padded input out as planes of Hp x Wp,
@@ -16,6 +16,20 @@
 // Without padding Xp is x itself; the few tiles at the very end of x whose
 // junk lanes would read past it are packed (zero-filled) instead. With
 // padding, Xp is one copy of the input (the same size as x, not Kg times it).
+//
+// Strided convolutions (forward only) take the same path after a phase split
+// of the padded input: with strides (sh, sw), tap (kh, kw) at output (oh, ow)
+// reads padded row (oh + ah)*sh + ph and column (ow + aw)*sw + pw, where
+// kh*dh = ah*sh + ph and kw*dw = aw*sw + pw. So each channel becomes sh*sw
+// phase planes of Hq x Wq,
+//     Xs[n, c, (ph, pw), u, v] = Xpad[n, c, u*sh + ph, v*sw + pw],
+//     Hq = OH + (KH-1)*dh / sh,  Wq = OW + (KW-1)*dw / sw,
+// and row k = (c, kh, kw) of X_col is the run of Xs at the offset
+//     c*sh*sw*Hq*Wq + (ph*sw + pw)*Hq*Wq + ah*Wq + aw
+// on the Wq pitch: a stride-1 direct convolution whose taps are spread over
+// the phase planes. No tap is added or dropped (K stays C/G*KH*KW, AlexNet's
+// 11x11/4 included), nothing is packed per tile, and Xs is about the size of
+// the padded input (planes no tap reads are built anyway: it is one pass).
 // Work: tiles over (group, output-channel block, position block), batch
 // folded into the positions; each tile accumulates in a private scratch
 // block, so writes are disjoint and the sum order is fixed by the shape.
@@ -30,6 +44,7 @@
 #include "cpu/cpu.h"
 #include "gemm/driver.h"
 #include "gemm/gemm.h"
+#include "ops/im2col.h"
 
 namespace fastconv {
 
@@ -37,7 +52,76 @@ bool conv2d_direct_applies(const Conv2dParams& p) {
   return p.stride_h == 1 && p.stride_w == 1 && !conv2d_is_depthwise(p);
 }
 
+bool conv2d_direct_forward_applies(const Conv2dParams& p) {
+  if (conv2d_is_depthwise(p)) return false;
+  if (p.stride_h == 1 && p.stride_w == 1) return true;
+  // Strided: the phase planes hold about as many elements as the padded input
+  // (more when the stride exceeds the kernel's reach: 1x1/2 keeps a quarter);
+  // keep that bounded, and keep the phase count small enough that each tile
+  // still reads long runs.
+  const int64_t S = p.stride_h * p.stride_w;
+  if (S > 64) return false;
+  // every phase plane must be read by some tap (1x1/2 would build 4 planes and
+  // read 1: im2col reads only what it needs there)
+  auto all_phases = [](int64_t k, int64_t d, int64_t s) {
+    std::vector<bool> seen(size_t(s), false);
+    int64_t n = 0;
+    for (int64_t i = 0; i < k && n < s; ++i)
+      if (!seen[size_t(i * d % s)]) {
+        seen[size_t(i * d % s)] = true;
+        ++n;
+      }
+    return n == s;
+  };
+  if (!all_phases(p.KH, p.dil_h, p.stride_h) || !all_phases(p.KW, p.dil_w, p.stride_w)) return false;
+  const int64_t Hq = p.OH + (p.KH - 1) * p.dil_h / p.stride_h, Wq = p.OW + (p.KW - 1) * p.dil_w / p.stride_w;
+  const double phase_elems = double(S) * double(Hq) * double(Wq);
+  const double padded_elems = double(p.H + std::max<int64_t>(0, p.pad_t) + std::max<int64_t>(0, p.pad_b)) *
+                              double(p.W + std::max<int64_t>(0, p.pad_l) + std::max<int64_t>(0, p.pad_r));
+  return phase_elems <= 2.0 * padded_elems + 64.0;
+}
+
 namespace {
+
+// Xs: the phase planes of the padded input (see the top of the file), S =
+// sh*sw planes of Hq x Wq per channel, plus `slack` zeros of tail. With stride 1
+// this is Xp, the padded (or cropped: pads may be negative) input.
+template <typename T>
+void build_phases(T* xs, const T* x, const Conv2dParams& p, int64_t Hq, int64_t Wq, int64_t slack) {
+  const int64_t sh = p.stride_h, sw = p.stride_w, S = sh * sw, plane = Hq * Wq;
+  // input columns iw that land in some plane: padded column iw + pad_l < sw*Wq
+  const int64_t iw_lo = std::max<int64_t>(0, -p.pad_l), iw_hi = std::min(p.W, sw * Wq - p.pad_l);
+  // one task per (image, channel, row phase): reads each input row once and
+  // deals its columns out to the sw column-phase planes
+  const int64_t tasks = p.N * p.C * sh;
+  parallel_for(tasks, threads_for_flops(double(tasks) * sw * plane, tasks), [&](int64_t t, int) {
+    const int64_t nc = t / sh, ph = t % sh;
+    const T* src = x + nc * p.H * p.W;
+    T* dst = xs + (nc * S + ph * sw) * plane;  // plane (ph, pw) at dst + pw*plane
+    for (int64_t u = 0; u < Hq; ++u) {
+      const int64_t ih = u * sh + ph - p.pad_t;
+      if (ih < 0 || ih >= p.H || iw_hi <= iw_lo) {
+        for (int64_t pw = 0; pw < sw; ++pw) std::fill_n(dst + pw * plane + u * Wq, Wq, T(0));
+        continue;
+      }
+      for (int64_t pw = 0; pw < sw; ++pw) std::fill_n(dst + pw * plane + u * Wq, Wq, T(0));
+      const T* s = src + ih * p.W;
+      T* row = dst + u * Wq;
+      if (sw == 2) {
+        for (int64_t iw = iw_lo; iw < iw_hi; ++iw) {
+          const int64_t q = iw + p.pad_l;
+          row[(q & 1) * plane + (q >> 1)] = s[iw];
+        }
+      } else {
+        for (int64_t iw = iw_lo; iw < iw_hi; ++iw) {
+          const int64_t q = iw + p.pad_l;
+          row[(q % sw) * plane + q / sw] = s[iw];
+        }
+      }
+    }
+  });
+  std::fill(xs + p.N * p.C * S * plane, xs + p.N * p.C * S * plane + slack, T(0));
+}
 
 // Xp for padded (or cropped: pads may be negative) inputs, plus NR + Wp zeros of
 // tail slack for the junk lanes of the last tile.
@@ -126,30 +210,41 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   const GemmKernel<T>& kr = kernel_for<T>(active_kernels());
   const int MR = kr.mr, NR = kr.nr;
   const int64_t M = p.OCg(), K = p.Kg(), Cg = p.Cg();
-  const int64_t Hp = p.OH + p.dil_h * (p.KH - 1), Wp = p.OW + p.dil_w * (p.KW - 1), plane = Hp * Wp;
+  const int64_t sh = p.stride_h, sw = p.stride_w, S = sh * sw;
+  // phase planes (one per channel at stride 1): Hp x Wp
+  const int64_t Hp = p.OH + p.dil_h * (p.KH - 1) / sh, Wp = p.OW + p.dil_w * (p.KW - 1) / sw, plane = Hp * Wp;
+  const int64_t chan = checked_mul(S, plane, "conv2d phase planes");  // elements per channel of Xs
   const DirectTiling tiling(p, Wp, NR);
   const int64_t J = checked_mul(checked_mul(p.N, tiling.per_image, "conv2d positions"), NR, "conv2d positions");
-  const bool in_place = p.pad_t == 0 && p.pad_b == 0 && p.pad_l == 0 && p.pad_r == 0;
+  const bool in_place = S == 1 && p.pad_t == 0 && p.pad_b == 0 && p.pad_l == 0 && p.pad_r == 0;
 
-  // Xp: x itself, or one padded copy
+  // Xs: x itself, or one padded (and phase-split) copy
   const int64_t slack = NR + Wp;
   Buffer<T> padded;
   const T* X = x;
   if (!in_place) {
-    padded.reset(checked_add(checked_mul(checked_mul(p.N, p.C, "conv2d padded input"), plane, "conv2d padded input"),
+    padded.reset(checked_add(checked_mul(checked_mul(p.N, p.C, "conv2d padded input"), chan, "conv2d padded input"),
                              slack, "conv2d padded input"),
                  "conv2d padded input");
-    build_padded(padded.data(), x, p, Hp, Wp, slack);
+    if (S == 1)
+      build_padded(padded.data(), x, p, Hp, Wp, slack);
+    else
+      build_phases(padded.data(), x, p, Hp, Wp, slack);
     X = padded.data();
   }
-  const int64_t x_total = p.N * p.C * plane;  // elements of Xp proper (slack excluded)
+  const int64_t x_total = p.N * p.C * chan;  // elements of Xs proper (slack excluded)
 
   // B row offsets relative to channel 0 of the group at position j
   std::vector<int64_t> offs(static_cast<size_t>(K));
+  int64_t off_max = 0;
   for (int64_t c = 0, k = 0; c < Cg; ++c)
     for (int64_t kh = 0; kh < p.KH; ++kh)
-      for (int64_t kw = 0; kw < p.KW; ++kw) offs[size_t(k++)] = c * plane + kh * p.dil_h * Wp + kw * p.dil_w;
-  const int64_t off_max = offs.back();
+      for (int64_t kw = 0; kw < p.KW; ++kw) {
+        const int64_t eh = kh * p.dil_h, ew = kw * p.dil_w;
+        const int64_t o = c * chan + ((eh % sh) * sw + ew % sw) * plane + (eh / sh) * Wp + ew / sw;
+        offs[size_t(k++)] = o;
+        off_max = std::max(off_max, o);
+      }
 
   // A: all groups' weights packed once
   const int64_t asz = prepacked_a_size(M, K, kr), Mpad = round_up(M, MR);
@@ -183,7 +278,7 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
         const bool acc = pc > 0;
         for (int64_t jt = jb; jt < je; jt += NR) {
           const Tile tl = tiling.at(jt / NR);
-          const int64_t base = (tl.n * p.C + g * Cg) * plane + tl.q0;
+          const int64_t base = (tl.n * p.C + g * Cg) * chan + tl.q0;
           const bool over = base + NR - 1 + off_max >= x_total + (in_place ? 0 : slack);
           if (over) {  // only possible at the very end of x: pack with zero fill
             for (int64_t k = 0; k < kb; ++k)

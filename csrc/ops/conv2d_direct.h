@@ -9,6 +9,11 @@ namespace fastconv {
 // pass runs as a direct convolution of dy with the flipped weights.
 bool conv2d_direct_applies(const Conv2dParams& p);
 
+// The forward pass also takes strided convolutions (through the phase split of
+// the input, see conv2d_direct.cpp) unless the split would be much larger than
+// the input.
+bool conv2d_direct_forward_applies(const Conv2dParams& p);
+
 // x (N,C,H,W), w (OC,C/G,KH,KW), b (OC) or null -> y (N,OC,OH,OW)
 template <typename T>
 void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2dParams& p);
