@@ -1,7 +1,8 @@
 """The ``fastconv`` command line (also ``python -m fastconv``).
 
 Commands: ``bench`` (the main job: time small-CNN layers and whole models
-against the NumPy baseline and PyTorch), ``summary MODEL``, ``info``.
+against the NumPy baseline and PyTorch), ``summary MODEL``, ``info``,
+``viz`` (PNGs of a built-in model's filters and feature maps; needs matplotlib).
 """
 
 from __future__ import annotations
@@ -102,6 +103,100 @@ def cmd_info(args) -> int:
     return 0
 
 
+VIZ_DEFAULT_LAYERS = 6  # without --layer, the feature maps of the first this-many conv layers
+
+
+def cmd_viz(args: argparse.Namespace) -> int:
+    from . import models, nn, viz
+    from ._elementwise import manual_seed
+    from .serialization import load
+
+    def fail(msg: str, code: int = 2) -> int:
+        print(f"fastconv viz: {msg}", file=sys.stderr)
+        return code
+
+    if args.model not in models.MODELS:
+        return fail(f"unknown model {args.model!r}; available: {', '.join(models.MODELS)}")
+    if args.max_maps < 1:
+        return fail(f"--max-maps must be >= 1, got {args.max_maps}")
+    manual_seed(args.seed)
+    model = models.get_model(args.model)
+    model.eval()
+    named = [(n, m) for n, m in model.named_modules() if n]
+    if args.list_layers:
+        for n, m in named:
+            print(f"{n:<28} {type(m).__name__}")
+        return 0
+    try:
+        viz._mpl()
+    except ImportError as e:
+        return fail(str(e).replace("fastconv.viz: ", ""), 1)
+    if args.weights:
+        try:
+            model.load_state_dict(load(args.weights))
+        except Exception as e:  # missing file, not an .npz, wrong keys or shapes: all the user's to fix
+            return fail(f"cannot load --weights {args.weights!r} into {args.model}: {e}")
+        weights_note = f"weights loaded from {args.weights}"
+    else:
+        weights_note = (f"random initialisation (seed {args.seed}): no trained weights, so the filters are noise; "
+                        f"pass --weights STATE_DICT.npz to see trained ones")
+    shape = tuple(models.input_shape(args.model))
+    try:
+        image = viz.load_image(args.image) if args.image else viz.sample_image()
+    except (OSError, ValueError) as e:
+        return fail(f"cannot read --image {args.image!r}: {e}")
+    try:
+        x = viz.adapt_image(image, shape)
+    except ValueError as e:
+        return fail(str(e))
+    names = dict(named)
+    convs = [n for n, m in named if isinstance(m, nn.Conv2d)]
+    if not convs:
+        return fail(f"{args.model} has no Conv2d layer")
+    if args.layers:
+        layers = list(dict.fromkeys(args.layers))
+        unknown = [n for n in layers if n not in names]
+        if unknown:
+            return fail(f"unknown layer{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} in "
+                        f"{args.model}; its layers are: {', '.join(names)}")
+    else:
+        layers = convs[:VIZ_DEFAULT_LAYERS]
+    acts = viz.feature_maps(model, x, layers)
+    bad = [f"{n} ({type(names[n]).__name__}, output shape {(1,) + acts[n].shape})" for n in layers if acts[n].ndim != 3]
+    if bad:
+        return fail(f"not feature maps (1, C, H, W): {'; '.join(bad)}; choose conv, pooling or activation layers "
+                    f"(fastconv viz --model {args.model} --list-layers)")
+
+    src = args.image if args.image else "the bundled sample image"
+    print(f"fastconv viz: {args.model}, {weights_note}", file=sys.stderr)
+    print(f"fastconv viz: input {src}, fed as {'x'.join(map(str, shape))} in [0, 1]", file=sys.stderr)
+    if not args.layers and len(convs) > len(layers):
+        print(f"fastconv viz: feature maps of the first {len(layers)} of {len(convs)} conv layers "
+              f"(choose others with --layer)", file=sys.stderr)
+    os.makedirs(args.out, exist_ok=True)
+    prefix = os.path.join(args.out, args.model)
+    written = []
+    path = f"{prefix}_input.png"
+    viz._plot_image(x, title=f"input: {os.path.basename(src) if args.image else 'sample image'} as "
+                             f"{'x'.join(map(str, shape))}", path=path)
+    written.append(path)
+    first = convs[0]
+    path = f"{prefix}_filters_{first}.png"
+    rnd = "" if args.weights else ", random init"
+    w = names[first].weight.data
+    viz.plot_filters(names[first], path=path,
+                     title=f"{args.model} {first}: {w.shape[0]} filters {w.shape[2]}x{w.shape[3]}x{w.shape[1]}{rnd}")
+    written.append(path)
+    for n in layers:
+        path = f"{prefix}_maps_{n}.png"
+        viz._draw_maps(acts[n], n, names[n], max_maps=args.max_maps, ncols=None, normalize="each", pad=1,
+                       cmap="viridis", title=True, scale=None, dpi=100, ax=None, fig=None, path=path)
+        written.append(path)
+    for path in written:
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="fastconv", description="fastconv: fast CPU convolutional networks for Python."
@@ -133,6 +228,39 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", help="lenet5, alexnet, cifar_vgg, ... (see fastconv.models.MODELS)")
     s.add_argument("--batch", type=int, default=1, help="batch size of the traced input (default 1)")
     s.set_defaults(func=cmd_summary)
+
+    v = sub.add_parser(
+        "viz",
+        help="PNG pictures of a built-in model: first-layer filters and feature maps (needs matplotlib)",
+        description="Write PNGs for a built-in model: the input image, the filters of its first conv layer (RGB "
+        "tiles for 3-channel input, as the AlexNet figures) and the feature maps each chosen layer outputs for "
+        "the image. The model is randomly initialised (fixed --seed) unless --weights gives a state dict, so "
+        "without --weights the filters are noise. The image (default: a bundled 96x96 sample picture) is "
+        "resized and converted to the model's input (1x32x32 gray for lenet5, 3x32x32 for cifar_vgg, "
+        "3x224x224 for alexnet) and fed in [0, 1]. Prints the paths written. Needs matplotlib: "
+        "pip install 'fastconv[viz]'.",
+        epilog="examples:\n"
+        "  fastconv viz                                   # lenet5 on the sample image, into ./fastconv-viz\n"
+        "  fastconv viz --model alexnet --layer features.0 features.3 --out pics\n"
+        "  fastconv viz --model cifar_vgg --weights vgg.npz --image cat.png\n"
+        "  fastconv viz --model resnet_small --list-layers",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    v.add_argument("--model", default="lenet5", help="lenet5 (default), alexnet, cifar_vgg, ... (see "
+                   "fastconv.models.MODELS)")
+    v.add_argument("--weights", metavar="STATE_DICT.npz", help="load these weights (written by fastconv.save, "
+                   "e.g. from a PyTorch state_dict) instead of the random initialisation")
+    v.add_argument("--image", metavar="PATH", help="a .png (or .npy array (H,W), (C,H,W) or (H,W,C)) to feed "
+                   "instead of the bundled sample image")
+    v.add_argument("--layer", dest="layers", action="extend", nargs="+", metavar="NAME",
+                   help="dotted layer names from named_modules() whose feature maps to draw, e.g. features.0 "
+                   f"features.3 (default: the first {VIZ_DEFAULT_LAYERS} conv layers; see --list-layers)")
+    v.add_argument("--out", default="fastconv-viz", metavar="DIR", help="directory for the PNGs (created; "
+                   "default ./fastconv-viz)")
+    v.add_argument("--seed", type=int, default=0, help="seed of the random initialisation (default 0)")
+    v.add_argument("--max-maps", type=int, default=64, help="at most this many maps per layer (default 64)")
+    v.add_argument("--list-layers", action="store_true", help="list the model's layer names and types, and exit")
+    v.set_defaults(func=cmd_viz)
 
     i = sub.add_parser("info", help="build information: version, compiler, OpenMP, SIMD path, threads")
     i.add_argument("--json", action="store_true", help="print as JSON")
