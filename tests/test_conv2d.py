@@ -268,6 +268,39 @@ BIG_CASES = [
 ]
 
 
+# The direct path's tilings (conv2d_direct.cpp): exact tiles of valid positions
+# packed per tile (small images), with the weight rows read in place when there
+# are few tiles; strided convolutions through the stride-phase planes.
+DIRECT_CASES = [
+    # exact tiling (the weight's M must be large enough for it to pay), weight
+    # read in place: ragged M, K over two slices, groups
+    dict(N=1, C=40, H=8, W=8, OC=130, KH=3, KW=3, padding=1),
+    dict(N=1, C=64, H=4, W=4, OC=301, KH=3, KW=3, padding=1),  # M beyond one row block
+    dict(N=1, C=60, H=6, W=5, OC=140, KH=3, KW=3, padding=1, groups=2),
+    dict(N=3, C=30, H=5, W=5, OC=70, KH=3, KW=3, padding=1),  # tiles crossing images
+    # exact tiling, packed weights (many tiles), runs crossing images
+    dict(N=40, C=20, H=5, W=5, OC=33, KH=3, KW=3, padding=1),
+    dict(N=7, C=9, H=3, W=7, OC=64, KH=3, KW=3, padding=1),
+    # strided, through the phase planes
+    dict(N=2, C=5, H=13, W=11, OC=9, KH=3, KW=3, stride=2, padding=1),
+    dict(N=1, C=3, H=23, W=29, OC=7, KH=5, KW=5, stride=3, padding=2, dilation=2),
+    dict(N=2, C=4, H=9, W=10, OC=6, KH=4, KW=4, stride=(2, 3), padding=(1, 2)),
+    dict(N=3, C=6, H=10, W=10, OC=8, KH=2, KW=2, stride=2),
+    dict(N=1, C=3, H=30, W=30, OC=16, KH=7, KW=7, stride=2, padding=3),
+    dict(N=2, C=3, H=17, W=19, OC=5, KH=3, KW=3, stride=2, dilation=2, padding=1),  # one phase read: im2col
+    dict(N=1, C=3, H=41, W=37, OC=10, KH=11, KW=11, stride=4, padding=2),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("cfg", DIRECT_CASES, ids=cid)
+def test_direct_tilings(cfg, dtype, isa, rng):
+    check_forward(cfg, dtype, rng)
+    check_backward(cfg, dtype, rng)
+    if dtype == np.float32:
+        check_forward(cfg, dtype, rng, exact=True)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("cfg", BIG_CASES, ids=cid)
 def test_large_and_blocked(cfg, dtype, isa, rng):

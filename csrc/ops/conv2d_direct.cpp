@@ -158,17 +158,46 @@ struct Tile {
   bool direct;    // row tiling and all NR columns inside the row
 };
 
+//
+// Exact tiling: NR consecutive valid positions, crossing rows and images (the
+// batch folded in), packed into a panel once per tile and K slice -- no junk
+// lanes at all. Small images lose a large share of lanes to junk (8x8 with a
+// 3x3 kernel: 80 positions on the pitch for 64 outputs); when that share is
+// worth more than the packing (each packed panel is reused by all M/MR row
+// panels of the weight, so its cost goes as ~1/M), this tiling is used.
 struct DirectTiling {
-  int64_t OH, OW, Wp, NR, TW, per_image;
+  enum Mode { kRows, kFlat, kExact };
+  int64_t N, OH, OW, Wp, NR, TW, per_image, tiles;
+  Mode mode;
   bool rows;
-  DirectTiling(const Conv2dParams& p, int64_t wp, int nr) : OH(p.OH), OW(p.OW), Wp(wp), NR(nr) {
+  DirectTiling(const Conv2dParams& p, int64_t wp, int nr, int64_t M)
+      : N(p.N), OH(p.OH), OW(p.OW), Wp(wp), NR(nr) {
     TW = ceil_div(OW, NR);
     const int64_t flat = ceil_div(OH * Wp, NR);
     rows = OH * TW <= flat;
+    mode = rows ? kRows : kFlat;
     per_image = rows ? OH * TW : flat;
+    tiles = checked_mul(N, per_image, "conv2d positions");
+    const int64_t exact = ceil_div(checked_mul(checked_mul(N, OH, "conv2d positions"), OW, "conv2d positions"), NR);
+    const double pack_cost = 8.0 / double(std::max<int64_t>(M, 1)) + 0.05;
+    if (double(tiles) > double(exact) * (1.0 + pack_cost)) {
+      mode = kExact;
+      rows = false;
+      tiles = exact;
+    }
   }
   Tile at(int64_t t) const {
     Tile tl;
+    if (mode == kExact) {
+      const int64_t P = OH * OW, j = t * NR;
+      tl.n = j / P;
+      const int64_t rem = j - tl.n * P;
+      tl.oh = rem / OW;
+      tl.ow0 = rem - tl.oh * OW;
+      tl.q0 = 0;
+      tl.direct = false;
+      return tl;
+    }
     tl.n = t / per_image;
     const int64_t ti = t - tl.n * per_image;
     if (rows) {
@@ -184,17 +213,34 @@ struct DirectTiling {
     }
     return tl;
   }
-  // f(first lane, count, offset in the output plane) for each valid run of the tile
+  // f(first lane, count, image, offset in the output plane) for each valid run of the tile
   template <class F>
   void for_each_run(const Tile& tl, F&& f) const {
-    if (rows) {  // lanes past the row end belong to other tiles
-      f(0, std::min<int64_t>(NR, OW - tl.ow0), tl.oh * OW + tl.ow0);
+    if (mode == kRows) {  // lanes past the row end belong to other tiles
+      f(0, std::min<int64_t>(NR, OW - tl.ow0), tl.n, tl.oh * OW + tl.ow0);
       return;
     }
     int64_t oh = tl.oh, ow = tl.ow0, l = 0;
+    if (mode == kExact) {  // runs along output rows, into the next image at the end of one
+      int64_t n = tl.n;
+      while (l < NR && n < N) {
+        const int64_t cnt = std::min<int64_t>(NR - l, OW - ow);
+        f(l, cnt, n, oh * OW + ow);
+        l += cnt;
+        ow += cnt;
+        if (ow == OW) {
+          ow = 0;
+          if (++oh == OH) {
+            oh = 0;
+            ++n;
+          }
+        }
+      }
+      return;
+    }
     while (l < NR && oh < OH) {
       const int64_t run = std::min<int64_t>(NR - l, Wp - ow);
-      if (ow < OW) f(l, std::min(run, OW - ow), oh * OW + ow);
+      if (ow < OW) f(l, std::min(run, OW - ow), tl.n, oh * OW + ow);
       l += run;
       ow = 0;
       ++oh;
@@ -214,8 +260,9 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   // phase planes (one per channel at stride 1): Hp x Wp
   const int64_t Hp = p.OH + p.dil_h * (p.KH - 1) / sh, Wp = p.OW + p.dil_w * (p.KW - 1) / sw, plane = Hp * Wp;
   const int64_t chan = checked_mul(S, plane, "conv2d phase planes");  // elements per channel of Xs
-  const DirectTiling tiling(p, Wp, NR);
-  const int64_t J = checked_mul(checked_mul(p.N, tiling.per_image, "conv2d positions"), NR, "conv2d positions");
+  const DirectTiling tiling(p, Wp, NR, M);
+  const bool exact = tiling.mode == DirectTiling::kExact;
+  const int64_t J = checked_mul(tiling.tiles, NR, "conv2d positions");
   const bool in_place = S == 1 && p.pad_t == 0 && p.pad_b == 0 && p.pad_l == 0 && p.pad_r == 0;
 
   // Xs: x itself, or one padded (and phase-split) copy
@@ -246,18 +293,24 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
         off_max = std::max(off_max, o);
       }
 
-  // A: all groups' weights packed once
-  const int64_t asz = prepacked_a_size(M, K, kr), Mpad = round_up(M, MR);
+  // A: all groups' weights packed once -- unless there are so few position
+  // tiles that packing would cost about as much as using the panels (a deep
+  // layer at batch 1: 512x4608 weights, one tile of 4x4 outputs): then the
+  // weight rows are read in place by the row kernel (exact tiling only, whose
+  // B panels are packed; and only where that kernel has the same MR).
+  const bool a_rows = exact && kr.rows_mr == MR && tiling.tiles <= 32;
+  const int64_t asz = a_rows ? 0 : prepacked_a_size(M, K, kr), Mpad = round_up(M, MR);
   Buffer<T> apacked(checked_mul(p.G, asz, "conv2d packed weight"));
   const int64_t kc = balanced_kc(K, kr.kc);
-  for (int64_t g = 0; g < p.G; ++g) prepack_a(apacked.data() + g * asz, w + g * M * K, K, 1, M, K, kr, kc);
+  if (!a_rows)
+    for (int64_t g = 0; g < p.G; ++g) prepack_a(apacked.data() + g * asz, w + g * M * K, K, 1, M, K, kr, kc);
 
   const TileSplit s = split_tiles(M, J, MR, NR, kr.nc, p.G, num_threads());
   const int64_t tasks = checked_mul(p.G, s.tasks(), "conv2d tasks");
   const int nt = threads_for_flops(2.0 * double(p.OC) * K * J, tasks);
   // accumulation block: mblock rows x JB positions, sized to stay in L2
   const int64_t JB = std::min(round_up(s.nblock, NR), std::max<int64_t>(NR, (16384 / s.mblock) / NR * NR));
-  const int64_t per_thread = s.mblock * JB + kc * NR;  // C block + one fallback panel
+  const int64_t per_thread = s.mblock * JB + kc * NR + MR * kc;  // C block + one packed panel + edge rows of w
   Buffer<T> scratch(checked_mul(nt, per_thread, "conv2d scratch"));
   const int64_t P = p.P();
 
@@ -269,6 +322,7 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
     const int64_t j0 = ni * s.nblock, j1 = std::min(J, j0 + s.nblock);
     T* cbuf = scratch.data() + tid * per_thread;
     T* panel = cbuf + s.mblock * JB;
+    T* edge = panel + kc * NR;
     const T* ag = apacked.data() + g * asz;
     T* yg = y + g * M * P;  // + n*OC*P: channel g*M of image n
     for (int64_t jb = j0; jb < j1; jb += JB) {
@@ -279,8 +333,21 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
         for (int64_t jt = jb; jt < je; jt += NR) {
           const Tile tl = tiling.at(jt / NR);
           const int64_t base = (tl.n * p.C + g * Cg) * chan + tl.q0;
-          const bool over = base + NR - 1 + off_max >= x_total + (in_place ? 0 : slack);
-          if (over) {  // only possible at the very end of x: pack with zero fill
+          const bool over = !exact && base + NR - 1 + off_max >= x_total + (in_place ? 0 : slack);
+          if (exact) {  // pack the tile's valid positions, run by run
+            tiling.for_each_run(tl, [&](int64_t l0, int64_t cnt, int64_t n, int64_t yoff) {
+              const int64_t oh = yoff / p.OW, ow = yoff - oh * p.OW;
+              const T* src = X + (n * p.C + g * Cg) * chan + oh * Wp + ow;
+              for (int64_t k = 0; k < kb; ++k) {
+                const T* s = src + offs[size_t(pc + k)];
+                T* d = panel + k * NR + l0;
+                for (int64_t u = 0; u < cnt; ++u) d[u] = s[u];
+              }
+            });
+            const int64_t filled = std::min<int64_t>(NR, checked_mul(p.N, p.P(), "conv2d positions") - jt);
+            if (filled < NR)  // past the last image
+              for (int64_t k = 0; k < kb; ++k) std::fill(panel + k * NR + filled, panel + (k + 1) * NR, T(0));
+          } else if (over) {  // only possible at the very end of x: pack with zero fill
             for (int64_t k = 0; k < kb; ++k)
               for (int l = 0; l < NR; ++l) {
                 const int64_t idx = base + offs[size_t(pc + k)] + l;
@@ -288,6 +355,18 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
               }
           }
           for (int64_t ir = i0; ir < i1; ir += MR) {
+            if (a_rows) {
+              const T* a = w + (g * M + ir) * K + pc;
+              int64_t lda = K;
+              if (ir + MR > M) {  // the last rows of w, zero-padded to a whole panel
+                for (int64_t r = 0; r < MR; ++r)
+                  for (int64_t k = 0; k < kb; ++k) edge[r * kb + k] = ir + r < M ? a[r * K + k] : T(0);
+                a = edge;
+                lda = kb;
+              }
+              kr.ukernel_rows(kb, a, lda, panel, cbuf + (ir - i0) * JB + (jt - jb), JB, acc);
+              continue;
+            }
             const T* a = ag + Mpad * pc + (ir / MR) * MR * kb;
             int64_t ldc = JB;
             T* c = cbuf + (ir - i0) * JB + (jt - jb);
@@ -295,7 +374,7 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
               ldc = P;
               c = yg + (tl.n * p.OC + ir) * P + tl.oh * p.OW + tl.ow0;
             }
-            if (over)
+            if (over || exact)
               kr.ukernel(kb, a, panel, c, ldc, acc);
             else
               kr.ukernel_off(kb, a, X + base, offs.data() + pc, c, ldc, acc);
@@ -316,8 +395,8 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
             continue;
           }
           const T* src = cbuf + (i - i0) * JB + (jt - jb);
-          tiling.for_each_run(tl, [&](int64_t l0, int64_t cnt, int64_t yoff) {
-            T* d = yrow + yoff;
+          tiling.for_each_run(tl, [&](int64_t l0, int64_t cnt, int64_t n, int64_t yoff) {
+            T* d = yg + (n * p.OC + i) * P + yoff;
             for (int64_t u = 0; u < cnt; ++u) d[u] = src[l0 + u] + bv;
           });
         }
