@@ -195,7 +195,7 @@ struct DirectTiling {
       tl.oh = rem / OW;
       tl.ow0 = rem - tl.oh * OW;
       tl.q0 = 0;
-      tl.direct = false;
+      tl.direct = rem + NR <= P;  // NR consecutive outputs of one image: a run of y
       return tl;
     }
     tl.n = t / per_image;
@@ -209,7 +209,8 @@ struct DirectTiling {
       tl.q0 = ti * NR;
       tl.oh = tl.q0 / Wp;
       tl.ow0 = tl.q0 - tl.oh * Wp;
-      tl.direct = false;
+      // no junk columns (Wp == OW): the tile is a run of y unless it passes the image's end
+      tl.direct = Wp == OW && tl.q0 + NR <= OH * OW;
     }
     return tl;
   }
@@ -355,6 +356,12 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
               }
           }
           for (int64_t ir = i0; ir < i1; ir += MR) {
+            int64_t ldc = JB;
+            T* c = cbuf + (ir - i0) * JB + (jt - jb);
+            if (tl.direct && ir < i_full) {  // a whole tile of y: write it in place
+              ldc = P;
+              c = yg + (tl.n * p.OC + ir) * P + tl.oh * p.OW + tl.ow0;
+            }
             if (a_rows) {
               const T* a = w + (g * M + ir) * K + pc;
               int64_t lda = K;
@@ -364,16 +371,10 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
                 a = edge;
                 lda = kb;
               }
-              kr.ukernel_rows(kb, a, lda, panel, cbuf + (ir - i0) * JB + (jt - jb), JB, acc);
+              kr.ukernel_rows(kb, a, lda, panel, c, ldc, acc);
               continue;
             }
             const T* a = ag + Mpad * pc + (ir / MR) * MR * kb;
-            int64_t ldc = JB;
-            T* c = cbuf + (ir - i0) * JB + (jt - jb);
-            if (tl.direct && ir < i_full) {  // a whole tile of y: write it in place
-              ldc = P;
-              c = yg + (tl.n * p.OC + ir) * P + tl.oh * p.OW + tl.ow0;
-            }
             if (over || exact)
               kr.ukernel(kb, a, panel, c, ldc, acc);
             else
