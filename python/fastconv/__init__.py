@@ -4,6 +4,16 @@ A C++ core (conv2d, pooling, linear; forward and backward; cache-blocked,
 OpenMP-parallel, SIMD kernels chosen at run time) behind a NumPy API whose
 semantics follow PyTorch's ``torch.nn.functional``, plus a small autograd
 ``Tensor``.
+
+Subpackages: :mod:`fastconv.functional` (ops on NumPy arrays or Tensors),
+:mod:`fastconv.nn` (modules), :mod:`fastconv.optim` (SGD, Adam),
+:mod:`fastconv.models` (a small model zoo). Images are NCHW.
+
+>>> import numpy as np, fastconv
+>>> from fastconv import nn
+>>> model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+>>> model(np.zeros((2, 3, 16, 16), np.float32)).shape
+(2, 8)
 """
 
 from . import _core

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import numbers
 import operator
+from typing import Any, Iterable, Optional
 
 import numpy as np
+
+from ._typing import Shape
 
 _INT_LIMIT = 2**62  # anything larger cannot be a real size or option
 
@@ -19,7 +22,7 @@ _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
 
 
-def to_array(x, name: str, op: str) -> np.ndarray:
+def to_array(x: Any, name: str, op: str) -> np.ndarray:
     """``x`` as an ndarray (Tensors give their data), dtype not yet settled."""
     if type(x) is np.ndarray:
         return x
@@ -53,8 +56,9 @@ def float_dtype(a: np.ndarray, name: str, op: str) -> np.dtype:
     raise TypeError(f"{op}: {name} has unsupported dtype {a.dtype}; expected a real numeric array")
 
 
-def common_float_dtype(arrays, names, op: str) -> np.dtype:
-    dt = _F32
+def common_float_dtype(arrays: Iterable[Optional[np.ndarray]], names: Iterable[str], op: str) -> np.dtype:
+    """float64 if any of ``arrays`` (None entries skipped) computes in float64, else float32."""
+    dt: np.dtype = _F32
     for a, n in zip(arrays, names):
         if a is not None and float_dtype(a, n, op) is _F64:
             dt = _F64
@@ -69,7 +73,8 @@ def contiguous(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.array(a, dtype=dtype, order="C", copy=True)
 
 
-def as_int(v, name: str, op: str) -> int:
+def as_int(v: Any, name: str, op: str) -> int:
+    """``v`` as a Python int (anything with ``__index__``; bool is a TypeError)."""
     if type(v) is int and -_INT_LIMIT <= v <= _INT_LIMIT:
         return v
     if isinstance(v, (bool, np.bool_)):
@@ -86,7 +91,7 @@ def as_int(v, name: str, op: str) -> int:
     raise TypeError(f"{op}: {name} must be an int, got {type(v).__name__} {v!r}")
 
 
-def as_pair(v, name: str, op: str) -> tuple[int, int]:
+def as_pair(v: Any, name: str, op: str) -> tuple[int, int]:
     """int -> (v, v); a sequence of two ints -> tuple."""
     if type(v) is int and -_INT_LIMIT <= v <= _INT_LIMIT:
         return v, v
@@ -101,26 +106,26 @@ def as_pair(v, name: str, op: str) -> tuple[int, int]:
     return i, i
 
 
-def positive_pair(v, name: str, op: str) -> tuple[int, int]:
+def positive_pair(v: Any, name: str, op: str) -> tuple[int, int]:
     p = as_pair(v, name, op)
     if p[0] < 1 or p[1] < 1:
         raise ValueError(f"{op}: {name} must be positive, got {v!r}")
     return p
 
 
-def nonneg_pair(v, name: str, op: str) -> tuple[int, int]:
+def nonneg_pair(v: Any, name: str, op: str) -> tuple[int, int]:
     p = as_pair(v, name, op)
     if p[0] < 0 or p[1] < 0:
         raise ValueError(f"{op}: {name} must be non-negative, got {v!r}")
     return p
 
 
-def shape_str(shape) -> str:
-    shape = tuple(int(s) for s in shape)
-    return str(shape)
+def shape_str(shape: Iterable[Any]) -> str:
+    """``(2, 3)``-style text of a shape (NumPy ints printed as plain ints)."""
+    return str(tuple(int(s) for s in shape))
 
 
-def check_out(out, inputs, op: str):
+def check_out(out: Any, inputs: Iterable[Optional[np.ndarray]], op: str) -> Optional[np.ndarray]:
     """``out=`` must be an ndarray that does not overlap any input."""
     if out is None:
         return None
@@ -132,7 +137,7 @@ def check_out(out, inputs, op: str):
     return out
 
 
-def grad_flags(needs_input_grad, n: int, op: str) -> tuple:
+def grad_flags(needs_input_grad: Any, n: int, op: str) -> tuple[bool, ...]:
     """``needs_input_grad`` as ``n`` bools, with errors naming the argument."""
     try:
         flags = tuple(bool(v) for v in needs_input_grad)
@@ -145,7 +150,7 @@ def grad_flags(needs_input_grad, n: int, op: str) -> tuple:
     return flags
 
 
-def shape_arg(shape, name: str, op: str) -> tuple:
+def shape_arg(shape: Any, name: str, op: str) -> tuple[int, ...]:
     """A shape argument (sequence of non-negative ints), with errors naming it."""
     if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
         raise TypeError(f"{op}: {name} must be a sequence of ints, got {type(shape).__name__} {shape!r}")
@@ -155,12 +160,12 @@ def shape_arg(shape, name: str, op: str) -> tuple:
     return out
 
 
-def check_result(shape, dtype, op: str, what: str = "output") -> None:
+def check_result(shape: Shape, dtype: Any, op: str, what: str = "output") -> None:
     """MemoryError now if a result of ``shape`` and ``dtype`` cannot exist (64-bit
     overflow, or more bytes than this machine has): called before inputs are copied."""
     from . import _core
 
-    shape = [int(d) for d in shape]
-    if any(d < 0 for d in shape):
+    dims = [int(d) for d in shape]
+    if any(d < 0 for d in dims):
         return  # not a size problem: the op's own validation names the bad dimension
-    _core.check_result(shape, np.dtype(dtype).itemsize, f"{op} {what}")
+    _core.check_result(dims, np.dtype(dtype).itemsize, f"{op} {what}")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any, Optional
+
 import numpy as np
 
 from . import _core
+from ._typing import GradFlags, IntPair, Padding, TensorLike
 from ._args import (
     check_result,
     grad_flags,
@@ -19,7 +22,9 @@ from ._args import (
 )
 
 
-def conv2d_options(weight_shape, stride, padding, dilation, groups, op="conv2d"):
+def conv2d_options(
+    weight_shape: tuple[int, ...], stride: Any, padding: Any, dilation: Any, groups: Any, op: str = "conv2d"
+) -> tuple[tuple[int, int], tuple[int, int, int, int], tuple[int, int], int]:
     """Normalise conv options to ((sh, sw), (top, bottom, left, right), (dh, dw), groups).
 
     ``padding`` is an int, a pair, ``'valid'`` or ``'same'`` (stride 1 only;
@@ -33,7 +38,7 @@ def conv2d_options(weight_shape, stride, padding, dilation, groups, op="conv2d")
         raise ValueError(f"{op}: groups must be a positive integer, got {g}")
     if isinstance(padding, str):
         if padding == "valid":
-            pads = (0, 0, 0, 0)
+            pads: tuple[int, int, int, int] = (0, 0, 0, 0)
         elif padding == "same":
             if (sh, sw) != (1, 1):
                 raise ValueError(
@@ -52,7 +57,9 @@ def conv2d_options(weight_shape, stride, padding, dilation, groups, op="conv2d")
     return (sh, sw), pads, (dh, dw), g
 
 
-def _conv_arrays(op, input, weight, bias):
+def _conv_arrays(
+    op: str, input: Any, weight: Any, bias: Any
+) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray], np.dtype]:
     x = to_array(input, "input", op)
     w = to_array(weight, "weight", op)
     b = None if bias is None else to_array(bias, "bias", op)
@@ -70,23 +77,50 @@ def _conv_arrays(op, input, weight, bias):
     return x, w, b, dt
 
 
-def _flags(needs_input_grad, op):
+def _flags(needs_input_grad: Any, op: str) -> tuple[bool, ...]:
     """needs_input_grad as three bools (input, weight, bias)."""
     return grad_flags(needs_input_grad, 3, op)
 
 
-def _conv_check(x, w, b, stride, pads, dil, groups):
+def _conv_check(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: Optional[np.ndarray],
+    stride: tuple[int, int],
+    pads: tuple[int, int, int, int],
+    dil: tuple[int, int],
+    groups: int,
+) -> tuple[int, int, int, int]:
     """Shape validation in C++ on the shapes alone: runs before any argument is copied,
     so a shape error is reported even when an argument is a huge broadcast view."""
     xs = x.shape if x.ndim == 4 else (1,) + x.shape
     return _core.conv2d_check(xs, w.shape, -1 if b is None else b.shape[0], stride, pads, dil, groups)
 
 
-def _conv_check_result(x, w, b, dt, stride, pads, dil, groups, op):
+def _conv_check_result(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: Optional[np.ndarray],
+    dt: np.dtype,
+    stride: tuple[int, int],
+    pads: tuple[int, int, int, int],
+    dil: tuple[int, int],
+    groups: int,
+    op: str,
+) -> None:
     check_result(_conv_check(x, w, b, stride, pads, dil, groups), dt, op)
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, out=None):
+def conv2d(
+    input: TensorLike,
+    weight: TensorLike,
+    bias: Optional[TensorLike] = None,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    out: Optional[np.ndarray] = None,
+) -> np.ndarray:
     """2-D cross-correlation, as ``torch.nn.functional.conv2d``.
 
     input (N, C, H, W) or (C, H, W); weight (OC, C/groups, kH, kW); bias (OC,)
@@ -105,8 +139,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
             return y
     op = "conv2d"
     x, w, b, dt = _conv_arrays(op, input, weight, bias)
-    stride, pads, dil, groups = conv2d_options(w.shape, stride, padding, dilation, groups, op)
-    _conv_check_result(x, w, b, dt, stride, pads, dil, groups, op)
+    s, pads, dil, g = conv2d_options(w.shape, stride, padding, dilation, groups, op)
+    _conv_check_result(x, w, b, dt, s, pads, dil, g, op)
     out = check_out(out, (x, w, b), op)
     unbatched = x.ndim == 3
     if unbatched:
@@ -114,24 +148,41 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
         if out is not None:
             out = out[None]
     y = _core.conv2d_forward(
-        contiguous(x, dt), contiguous(w, dt), None if b is None else contiguous(b, dt), stride, pads, dil, groups, out
+        contiguous(x, dt), contiguous(w, dt), None if b is None else contiguous(b, dt), s, pads, dil, g, out
     )
     return y[0] if unbatched else y
 
 
 def conv2d_backward(
-    grad_output, input, weight, stride=1, padding=0, dilation=1, groups=1, needs_input_grad=(True, True, True)
-):
+    grad_output: TensorLike,
+    input: TensorLike,
+    weight: TensorLike,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    needs_input_grad: GradFlags = (True, True, True),
+) -> tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]:
     """Gradients of ``conv2d`` w.r.t. (input, weight, bias) given ``grad_output``.
 
     Returns a triple; entries whose flag in ``needs_input_grad`` is false are
     ``None`` and are not computed. Accepts unbatched (3-D) input and grad_output.
+    grad_output has the forward output's shape (N, OC, OH, OW); the gradients
+    have the shapes of input, weight and (OC,).
+
+    >>> x, w = np.ones((1, 1, 4, 4), np.float32), np.ones((2, 1, 3, 3), np.float32)
+    >>> dy = np.ones((1, 2, 2, 2), np.float32)
+    >>> dx, dw, db = F.conv2d_backward(dy, x, w)
+    >>> dx.shape, dw.shape, db.tolist()
+    ((1, 1, 4, 4), (2, 1, 3, 3), [4.0, 4.0])
+    >>> F.conv2d_backward(dy, x, w, needs_input_grad=(True, False, False))[1] is None
+    True
     """
     op = "conv2d_backward"
     x, w, _, dt = _conv_arrays(op, input, weight, None)
     dy = to_array(grad_output, "grad_output", op)
     dt = common_float_dtype((x, w, dy), ("input", "weight", "grad_output"), op)
-    stride, pads, dil, groups = conv2d_options(w.shape, stride, padding, dilation, groups, op)
+    s, pads, dil, g = conv2d_options(w.shape, stride, padding, dilation, groups, op)
     unbatched = x.ndim == 3
     if unbatched:
         if dy.ndim != 3:
@@ -140,21 +191,23 @@ def conv2d_backward(
             )
         x, dy = x[None], dy[None]
     need_dx, need_dw, need_db = _flags(needs_input_grad, op)
-    want = _conv_check(x, w, None, stride, pads, dil, groups)
+    want = _conv_check(x, w, None, s, pads, dil, g)
     if dy.shape != tuple(want):
-        got, want = (dy.shape[1:], want[1:]) if unbatched else (dy.shape, want)
+        got, exp = (dy.shape[1:], want[1:]) if unbatched else (dy.shape, want)
         raise ValueError(
-            f"{op}: grad_output has shape {shape_str(got)}, expected {shape_str(want)} (the forward output's shape)"
+            f"{op}: grad_output has shape {shape_str(got)}, expected {shape_str(exp)} (the forward output's shape)"
         )
     dx, dw, db = _core.conv2d_backward(
-        contiguous(dy, dt), contiguous(x, dt), contiguous(w, dt), stride, pads, dil, groups, need_dx, need_dw, need_db
+        contiguous(dy, dt), contiguous(x, dt), contiguous(w, dt), s, pads, dil, g, need_dx, need_dw, need_db
     )
     if unbatched and dx is not None:
         dx = dx[0]
     return dx, dw, db
 
 
-def _linear_arrays(op, input, weight, bias):
+def _linear_arrays(
+    op: str, input: Any, weight: Any, bias: Any
+) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray], np.dtype]:
     x = to_array(input, "input", op)
     w = to_array(weight, "weight", op)
     b = None if bias is None else to_array(bias, "bias", op)
@@ -168,11 +221,16 @@ def _linear_arrays(op, input, weight, bias):
     return x, w, b, dt
 
 
-def linear(input, weight, bias=None, out=None):
+def linear(
+    input: TensorLike, weight: TensorLike, bias: Optional[TensorLike] = None, out: Optional[np.ndarray] = None
+) -> np.ndarray:
     """``input @ weight.T + bias`` over the last dimension, as ``torch.nn.functional.linear``.
 
     input (*, in_features); weight (out_features, in_features); bias (out_features,)
     -> (*, out_features).
+
+    >>> F.linear(np.ones((2, 5, 3)), np.ones((4, 3))).shape
+    (2, 5, 4)
     """
     if out is None:
         y = _core.linear_fast(input, weight, bias)
@@ -184,8 +242,18 @@ def linear(input, weight, bias=None, out=None):
     return _core.linear_forward(contiguous(x, dt), contiguous(w, dt), None if b is None else contiguous(b, dt), out)
 
 
-def linear_backward(grad_output, input, weight, needs_input_grad=(True, True, True)):
-    """Gradients of ``linear`` w.r.t. (input, weight, bias); unneeded ones are ``None``."""
+def linear_backward(
+    grad_output: TensorLike, input: TensorLike, weight: TensorLike, needs_input_grad: GradFlags = (True, True, True)
+) -> tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]:
+    """Gradients of ``linear`` w.r.t. (input, weight, bias); unneeded ones are ``None``.
+
+    grad_output (*, out_features) -> dx (*, in_features), dw (out_features,
+    in_features), db (out_features,).
+
+    >>> dx, dw, db = F.linear_backward(np.ones((2, 4)), np.ones((2, 3)), np.ones((4, 3)))
+    >>> dx.tolist(), dw.shape, db.tolist()
+    ([[4.0, 4.0, 4.0], [4.0, 4.0, 4.0]], (4, 3), [2.0, 2.0, 2.0, 2.0])
+    """
     op = "linear_backward"
     x, w, _, _ = _linear_arrays(op, input, weight, None)
     dy = to_array(grad_output, "grad_output", op)
@@ -194,6 +262,7 @@ def linear_backward(grad_output, input, weight, needs_input_grad=(True, True, Tr
     want = tuple(_core.linear_check(x.shape, w.shape, -1))
     if dy.shape != want:
         raise ValueError(f"{op}: grad_output has shape {shape_str(dy.shape)}, expected {shape_str(want)}")
-    return tuple(
-        _core.linear_backward(contiguous(dy, dt), contiguous(x, dt), contiguous(w, dt), need_dx, need_dw, need_db)
+    dx, dw, db = _core.linear_backward(
+        contiguous(dy, dt), contiguous(x, dt), contiguous(w, dt), need_dx, need_dw, need_db
     )
+    return dx, dw, db

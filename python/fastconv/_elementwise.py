@@ -21,28 +21,30 @@ import functools
 import math
 import numbers
 import threading
+from typing import Any, Callable, Optional, Sequence, TypeVar
 
 import numpy as np
 
 from . import _core
+from ._typing import Shape, TensorLike
 from ._args import as_int, common_float_dtype, contiguous, float_dtype, shape_arg, shape_str, to_array
 
 # --------------------------------------------------------------------------------------------
 # shared helpers (also used by _losses and _norm)
 
 
-def _float_input(x, name: str, op: str) -> np.ndarray:
+def _float_input(x: Any, name: str, op: str) -> np.ndarray:
     """``x`` as a C-contiguous float array of the dtype the policy gives it."""
     a = to_array(x, name, op)
     return contiguous(a, float_dtype(a, name, op))
 
 
-def _is_py_scalar(v) -> bool:
+def _is_py_scalar(v: Any) -> bool:
     """A Python int/float (not a NumPy scalar): weak for the dtype, as in PyTorch and NumPy 2."""
     return isinstance(v, (int, float)) and not isinstance(v, np.generic)
 
 
-def _common_dtype(op: str, named) -> np.dtype:
+def _common_dtype(op: str, named: Sequence[tuple[str, Any, np.ndarray]]) -> np.dtype:
     """Common float dtype of (name, original, array) triples; Python scalars only count when alone."""
     for name, _, a in named:
         float_dtype(a, name, op)  # TypeError for complex / non-numeric, whatever the others are
@@ -51,25 +53,28 @@ def _common_dtype(op: str, named) -> np.dtype:
     return common_float_dtype([a for _, a in use], [n for n, _ in use], op)
 
 
-def _float_inputs(op: str, **arrays):
+def _float_inputs(op: str, **arrays: Any) -> tuple[np.dtype, list[np.ndarray]]:
     """Several arrays converted to their common float dtype: (dtype, [arrays...])."""
     named = [(n, v, to_array(v, n, op)) for n, v in arrays.items()]
     dt = _common_dtype(op, named)
     return dt, [contiguous(a, dt) for _, _, a in named]
 
 
-def _quiet(fn):
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _quiet(fn: _F) -> _F:
     """Run ``fn`` with NumPy's floating-point warnings off: NaN/Inf results are intended, as in PyTorch."""
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         with np.errstate(all="ignore"):
             return fn(*args, **kwargs)
 
-    return wrapper
+    return wrapper  # type: ignore[return-value]
 
 
-def _result(a, dtype) -> np.ndarray:
+def _result(a: Any, dtype: Any) -> np.ndarray:
     """A C-contiguous ndarray of ``dtype`` (ufuncs on 0-d arrays give NumPy scalars)."""
     a = np.asarray(a, dtype=dtype)
     if not a.flags.c_contiguous:
@@ -84,7 +89,7 @@ def _same_shape(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str, op: str)
         )
 
 
-def _norm_dim(dim, ndim: int, op: str, name: str = "dim") -> int:
+def _norm_dim(dim: Any, ndim: int, op: str, name: str = "dim") -> int:
     """``dim`` wrapped into [0, max(ndim, 1)); a 0-d array accepts -1 and 0, as in PyTorch."""
     if dim is None:
         raise TypeError(
@@ -97,7 +102,7 @@ def _norm_dim(dim, ndim: int, op: str, name: str = "dim") -> int:
     return d % n
 
 
-def _as_real(v, name: str, op: str) -> float:
+def _as_real(v: Any, name: str, op: str) -> float:
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
         raise TypeError(f"{op}: {name} must be a real number, got {type(v).__name__} {v!r}")
     return float(v)
@@ -132,7 +137,7 @@ def _choose(cond: np.ndarray, a: float, b: float, dtype: np.dtype) -> np.ndarray
 # relu / leaky_relu
 
 
-def relu(input) -> np.ndarray:
+def relu(input: TensorLike) -> np.ndarray:
     """``max(x, 0)`` elementwise; NaN stays NaN. Any shape -> same shape."""
     y = _core.relu_fast(input)  # exact contiguous float arrays: the C++ kernel
     if y is not None:
@@ -141,7 +146,7 @@ def relu(input) -> np.ndarray:
 
 
 @_quiet
-def _relu(input) -> np.ndarray:
+def _relu(input: TensorLike) -> np.ndarray:
     x = _float_input(input, "input", "relu")
     y = _core.relu_fast(x) if x.ndim else None
     if y is not None:
@@ -150,11 +155,14 @@ def _relu(input) -> np.ndarray:
 
 
 @_quiet
-def relu_backward(grad_output, input_or_output) -> np.ndarray:
+def relu_backward(grad_output: TensorLike, input_or_output: TensorLike) -> np.ndarray:
     """Gradient of ``relu``: ``grad_output`` where ``not (x <= 0)``, else 0.
 
     ``input_or_output`` may be relu's input or its output (the mask is the same);
     both arrays have the same shape, which is the result's shape.
+
+    >>> F.relu_backward(np.array([5.0, 5.0]), np.array([-1.0, 2.0])).tolist()
+    [0.0, 5.0]
     """
     op = "relu_backward"
     dt, (dy, x) = _float_inputs(op, grad_output=grad_output, input=input_or_output)
@@ -163,7 +171,7 @@ def relu_backward(grad_output, input_or_output) -> np.ndarray:
 
 
 @_quiet
-def leaky_relu(input, negative_slope=0.01) -> np.ndarray:
+def leaky_relu(input: TensorLike, negative_slope: float = 0.01) -> np.ndarray:
     """``x if x > 0 else negative_slope * x`` elementwise. Any shape -> same shape."""
     op = "leaky_relu"
     slope = _as_real(negative_slope, "negative_slope", op)
@@ -177,10 +185,13 @@ def leaky_relu(input, negative_slope=0.01) -> np.ndarray:
 
 
 @_quiet
-def leaky_relu_backward(grad_output, input, negative_slope=0.01) -> np.ndarray:
+def leaky_relu_backward(grad_output: TensorLike, input: TensorLike, negative_slope: float = 0.01) -> np.ndarray:
     """Gradient of ``leaky_relu``: ``grad_output`` where ``input > 0``, else ``negative_slope * grad_output``.
 
     Needs leaky_relu's *input* (its output has the wrong sign for a negative slope).
+
+    >>> F.leaky_relu_backward(np.array([1.0, 1.0]), np.array([-1.0, 2.0]), 0.5).tolist()
+    [0.5, 1.0]
     """
     op = "leaky_relu_backward"
     slope = _as_real(negative_slope, "negative_slope", op)
@@ -195,7 +206,7 @@ def leaky_relu_backward(grad_output, input, negative_slope=0.01) -> np.ndarray:
 
 
 @_quiet
-def sigmoid(input) -> np.ndarray:
+def sigmoid(input: TensorLike) -> np.ndarray:
     """``1 / (1 + exp(-x))`` elementwise. Any shape -> same shape.
 
     For very negative x, exp(-x) overflows to inf and the result is 0 (the true
@@ -209,8 +220,12 @@ def sigmoid(input) -> np.ndarray:
 
 
 @_quiet
-def sigmoid_backward(grad_output, output) -> np.ndarray:
-    """Gradient of ``sigmoid`` from its output ``y``: ``grad_output * y * (1 - y)``. Same shapes."""
+def sigmoid_backward(grad_output: TensorLike, output: TensorLike) -> np.ndarray:
+    """Gradient of ``sigmoid`` from its output ``y``: ``grad_output * y * (1 - y)``. Same shapes.
+
+    >>> F.sigmoid_backward(np.array([1.0]), np.array([0.5])).tolist()
+    [0.25]
+    """
     op = "sigmoid_backward"
     dt, (dy, y) = _float_inputs(op, grad_output=grad_output, output=output)
     _same_shape(dy, y, "grad_output", "output", op)
@@ -218,15 +233,19 @@ def sigmoid_backward(grad_output, output) -> np.ndarray:
 
 
 @_quiet
-def tanh(input) -> np.ndarray:
+def tanh(input: TensorLike) -> np.ndarray:
     """Elementwise hyperbolic tangent. Any shape -> same shape."""
     x = _float_input(input, "input", "tanh")
     return _result(np.tanh(x), x.dtype)
 
 
 @_quiet
-def tanh_backward(grad_output, output) -> np.ndarray:
-    """Gradient of ``tanh`` from its output ``y``: ``grad_output * (1 - y**2)``. Same shapes."""
+def tanh_backward(grad_output: TensorLike, output: TensorLike) -> np.ndarray:
+    """Gradient of ``tanh`` from its output ``y``: ``grad_output * (1 - y**2)``. Same shapes.
+
+    >>> F.tanh_backward(np.array([1.0]), np.array([0.5])).tolist()
+    [0.75]
+    """
     op = "tanh_backward"
     dt, (dy, y) = _float_inputs(op, grad_output=grad_output, output=output)
     _same_shape(dy, y, "grad_output", "output", op)
@@ -262,7 +281,7 @@ def _softmax_nd(x: np.ndarray, axis: int) -> np.ndarray:
     return z
 
 
-def _along_dim(fn, x: np.ndarray, dim, op: str) -> np.ndarray:
+def _along_dim(fn: Callable[[np.ndarray, int], np.ndarray], x: np.ndarray, dim: Any, op: str) -> np.ndarray:
     axis = _norm_dim(dim, x.ndim, op)
     if x.size == 0:
         return np.empty(x.shape, x.dtype)
@@ -272,7 +291,7 @@ def _along_dim(fn, x: np.ndarray, dim, op: str) -> np.ndarray:
 
 
 @_quiet
-def softmax(input, dim) -> np.ndarray:
+def softmax(input: TensorLike, dim: int) -> np.ndarray:
     """``exp(x) / sum(exp(x), dim)``, numerically stable. Any shape -> same shape.
 
     ``dim`` is required (an int, negative counts from the end); ``None`` is a TypeError.
@@ -282,15 +301,19 @@ def softmax(input, dim) -> np.ndarray:
 
 
 @_quiet
-def log_softmax(input, dim) -> np.ndarray:
+def log_softmax(input: TensorLike, dim: int) -> np.ndarray:
     """``x - logsumexp(x, dim)``, numerically stable. Any shape -> same shape."""
     x = _float_input(input, "input", "log_softmax")
     return _along_dim(_log_softmax_nd, x, dim, "log_softmax")
 
 
 @_quiet
-def softmax_backward(grad_output, output, dim) -> np.ndarray:
-    """Gradient of ``softmax`` from its output ``y``: ``y * (g - sum(g * y, dim))``. Same shapes."""
+def softmax_backward(grad_output: TensorLike, output: TensorLike, dim: int) -> np.ndarray:
+    """Gradient of ``softmax`` from its output ``y``: ``y * (g - sum(g * y, dim))``. Same shapes.
+
+    >>> F.softmax_backward(np.array([[1.0, 0.0]]), np.array([[0.5, 0.5]]), dim=1).tolist()
+    [[0.25, -0.25]]
+    """
     op = "softmax_backward"
     dt, (dy, y) = _float_inputs(op, grad_output=grad_output, output=output)
     _same_shape(dy, y, "grad_output", "output", op)
@@ -302,8 +325,12 @@ def softmax_backward(grad_output, output, dim) -> np.ndarray:
 
 
 @_quiet
-def log_softmax_backward(grad_output, output, dim) -> np.ndarray:
-    """Gradient of ``log_softmax`` from its output ``y``: ``g - exp(y) * sum(g, dim)``. Same shapes."""
+def log_softmax_backward(grad_output: TensorLike, output: TensorLike, dim: int) -> np.ndarray:
+    """Gradient of ``log_softmax`` from its output ``y``: ``g - exp(y) * sum(g, dim)``. Same shapes.
+
+    >>> F.log_softmax_backward(np.array([[1.0, 0.0]]), np.log([[0.5, 0.5]]), dim=1).tolist()
+    [[0.5, -0.5]]
+    """
     op = "log_softmax_backward"
     dt, (dy, y) = _float_inputs(op, grad_output=grad_output, output=output)
     _same_shape(dy, y, "grad_output", "output", op)
@@ -318,7 +345,7 @@ def log_softmax_backward(grad_output, output, dim) -> np.ndarray:
 # flatten
 
 
-def _flatten_dims(ndim: int, start_dim, end_dim, op: str) -> tuple[int, int]:
+def _flatten_dims(ndim: int, start_dim: Any, end_dim: Any, op: str) -> tuple[int, int]:
     s = _norm_dim(start_dim, ndim, op, "start_dim")
     e = _norm_dim(end_dim, ndim, op, "end_dim")
     if s > e:
@@ -326,7 +353,7 @@ def _flatten_dims(ndim: int, start_dim, end_dim, op: str) -> tuple[int, int]:
     return s, e
 
 
-def flatten(input, start_dim=1, end_dim=-1) -> np.ndarray:
+def flatten(input: TensorLike, start_dim: int = 1, end_dim: int = -1) -> np.ndarray:
     """Merge dims ``start_dim..end_dim`` into one, as ``torch.flatten`` (default start_dim=1, like nn.Flatten).
 
     (N, C, H, W) -> (N, C*H*W) by default. A 0-d input gives shape (1,). Returns
@@ -345,8 +372,12 @@ def flatten(input, start_dim=1, end_dim=-1) -> np.ndarray:
     return a.reshape(shape)
 
 
-def flatten_backward(grad_output, input_shape) -> np.ndarray:
-    """Gradient of ``flatten``: ``grad_output`` reshaped to ``input_shape`` (a fresh C-contiguous copy)."""
+def flatten_backward(grad_output: TensorLike, input_shape: Shape) -> np.ndarray:
+    """Gradient of ``flatten``: ``grad_output`` reshaped to ``input_shape`` (a fresh C-contiguous copy).
+
+    >>> F.flatten_backward(np.zeros((2, 48)), (2, 3, 4, 4)).shape
+    (2, 3, 4, 4)
+    """
     op = "flatten_backward"
     dy = _float_input(grad_output, "grad_output", op)
     shape = shape_arg(input_shape, "input_shape", op)
@@ -365,11 +396,17 @@ _rng_lock = threading.Lock()
 _default_rng = np.random.default_rng()
 
 
-def manual_seed(seed) -> np.random.Generator:
+def manual_seed(seed: int) -> np.random.Generator:
     """Reseed fastconv's default random generator (used by ``dropout``); returns it.
 
     Like ``torch.manual_seed``: any int is accepted (negative seeds are taken
-    modulo 2**64).
+    modulo 2**64). Layers draw their initial weights from it too.
+
+    >>> _ = fastconv.manual_seed(0)
+    >>> a = nn.Linear(2, 2).weight.data.copy()
+    >>> _ = fastconv.manual_seed(0)
+    >>> bool((nn.Linear(2, 2).weight.data == a).all())
+    True
     """
     global _default_rng
     s = as_int(seed, "seed", "manual_seed") % (1 << 64)
@@ -383,7 +420,7 @@ def default_generator() -> np.random.Generator:
     return _default_rng
 
 
-def _pick_generator(generator, rng, op: str) -> np.random.Generator:
+def _pick_generator(generator: Any, rng: Any, op: str) -> np.random.Generator:
     if generator is not None and rng is not None:
         raise TypeError(f"{op}: pass either generator= or rng=, not both")
     g = generator if generator is not None else rng
@@ -394,7 +431,7 @@ def _pick_generator(generator, rng, op: str) -> np.random.Generator:
     return g
 
 
-def _dropout_p(p, op: str) -> float:
+def _dropout_p(p: Any, op: str) -> float:
     p = _as_real(p, "p", op)
     if not 0.0 <= p <= 1.0:  # also rejects NaN
         raise ValueError(f"{op}: dropout probability p has to be between 0 and 1, got {p}")
@@ -406,7 +443,14 @@ def _dropout_scale(p: float) -> float:
 
 
 @_quiet
-def _dropout_with_mask(input, p=0.5, training=True, *, generator=None, rng=None):
+def _dropout_with_mask(
+    input: TensorLike,
+    p: float = 0.5,
+    training: bool = True,
+    *,
+    generator: Optional[np.random.Generator] = None,
+    rng: Optional[np.random.Generator] = None,
+) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """``dropout`` that also returns what its backward needs: ``(y, mask)``.
 
     ``mask`` is a bool array of the input's shape (True = kept), or ``None`` when
@@ -431,7 +475,14 @@ def _dropout_with_mask(input, p=0.5, training=True, *, generator=None, rng=None)
     return noise, mask
 
 
-def dropout(input, p=0.5, training=True, *, generator=None, rng=None) -> np.ndarray:
+def dropout(
+    input: TensorLike,
+    p: float = 0.5,
+    training: bool = True,
+    *,
+    generator: Optional[np.random.Generator] = None,
+    rng: Optional[np.random.Generator] = None,
+) -> np.ndarray:
     """Inverted dropout, as ``torch.nn.functional.dropout``.
 
     In training each element is zeroed with probability ``p`` and the kept ones
@@ -445,11 +496,14 @@ def dropout(input, p=0.5, training=True, *, generator=None, rng=None) -> np.ndar
 
 
 @_quiet
-def dropout_backward(grad_output, mask, p) -> np.ndarray:
+def dropout_backward(grad_output: TensorLike, mask: Optional[np.ndarray], p: float) -> np.ndarray:
     """Gradient of ``dropout`` given the forward's ``mask`` (from ``_dropout_with_mask``) and ``p``.
 
     ``grad_output * mask / (1 - p)`` (0 for ``p == 1``); ``mask=None`` (identity
     dropout) returns a copy of ``grad_output``. Same shapes.
+
+    >>> F.dropout_backward(np.ones(3), np.array([True, False, True]), 0.5).tolist()
+    [2.0, 0.0, 2.0]
     """
     op = "dropout_backward"
     p = _dropout_p(p, op)

@@ -22,16 +22,18 @@ times that sample's weight (the upstream gradient, divided by the count for
 from __future__ import annotations
 
 import math
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from ._args import as_int, contiguous, float_dtype, shape_str, to_array, grad_flags
 from ._elementwise import _as_real, _common_dtype, _float_inputs, _log_softmax_nd, _quiet, _result, _softmax_nd
+from ._typing import GradFlags, TensorLike
 
 _REDUCTIONS = ("none", "mean", "sum")
 
 
-def _reduction(reduction, op: str) -> str:
+def _reduction(reduction: Any, op: str) -> str:
     if not isinstance(reduction, str):
         raise TypeError(f"{op}: reduction must be a str ('none', 'mean' or 'sum'), got {type(reduction).__name__}")
     if reduction not in _REDUCTIONS:
@@ -44,8 +46,24 @@ class _CEArgs:
 
     __slots__ = ("x", "target", "valid", "probs", "unbatched", "C", "ls", "dtype")
 
+    x: np.ndarray
+    target: np.ndarray
+    valid: Any  # bool (samples,): target != ignore_index; None for probability targets
+    probs: bool
+    unbatched: bool
+    C: int
+    ls: float
+    dtype: np.dtype
 
-def _ce_args(op, input, target, ignore_index, label_smoothing, extra=()) -> _CEArgs:
+
+def _ce_args(
+    op: str,
+    input: Any,
+    target: Any,
+    ignore_index: Any,
+    label_smoothing: Any,
+    extra: Sequence[tuple[str, Any, np.ndarray]] = (),
+) -> _CEArgs:
     """Check and normalise cross_entropy's arguments; ``extra`` (name, original, array) triples join the dtype."""
     r = _CEArgs()
     x = to_array(input, "input", op)
@@ -132,7 +150,13 @@ def _smoothed_probs(a: _CEArgs) -> np.ndarray:
 
 
 @_quiet
-def cross_entropy(input, target, reduction="mean", ignore_index=-100, label_smoothing=0.0) -> np.ndarray:
+def cross_entropy(
+    input: TensorLike,
+    target: TensorLike,
+    reduction: str = "mean",
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+) -> np.ndarray:
     """Cross entropy between ``softmax(input, 1)`` and ``target``, as ``torch.nn.functional.cross_entropy``.
 
     input: logits (N, C), (N, C, d1, ...) or unbatched (C,).
@@ -171,13 +195,21 @@ def cross_entropy(input, target, reduction="mean", ignore_index=-100, label_smoo
 
 @_quiet
 def cross_entropy_backward(
-    grad_output, input, target, reduction="mean", ignore_index=-100, label_smoothing=0.0
+    grad_output: TensorLike,
+    input: TensorLike,
+    target: TensorLike,
+    reduction: str = "mean",
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
 ) -> np.ndarray:
     """Gradient of ``cross_entropy`` w.r.t. ``input`` (the logits); same shape as ``input``.
 
     ``grad_output`` is a scalar for 'mean'/'sum' and has the per-sample loss shape
     for 'none'. Ignored targets get a zero gradient (also when every target is
     ignored, as in PyTorch).
+
+    >>> F.cross_entropy_backward(np.array(1.0), np.zeros((1, 2)), np.array([0])).tolist()  # softmax - onehot
+    [[-0.5, 0.5]]
     """
     op = "cross_entropy_backward"
     reduction = _reduction(reduction, op)
@@ -244,7 +276,7 @@ def _sum_to(g: np.ndarray, shape: tuple) -> np.ndarray:
 
 
 @_quiet
-def mse_loss(input, target, reduction="mean") -> np.ndarray:
+def mse_loss(input: TensorLike, target: TensorLike, reduction: str = "mean") -> np.ndarray:
     """Mean squared error ``(input - target)**2``, as ``torch.nn.functional.mse_loss``.
 
     input and target broadcast against each other (PyTorch warns when the shapes
@@ -266,12 +298,22 @@ def mse_loss(input, target, reduction="mean") -> np.ndarray:
 
 
 @_quiet
-def mse_loss_backward(grad_output, input, target, reduction="mean", needs_input_grad=(True, True)):
+def mse_loss_backward(
+    grad_output: TensorLike,
+    input: TensorLike,
+    target: TensorLike,
+    reduction: str = "mean",
+    needs_input_grad: GradFlags = (True, True),
+) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
     """Gradients of ``mse_loss`` w.r.t. (input, target): ``±2 (input - target) * g`` (/ numel for 'mean').
 
     ``grad_output`` is a scalar for 'mean'/'sum', else of the broadcast shape.
     Each gradient is summed back to its argument's own shape; an entry whose
     ``needs_input_grad`` flag is false is ``None``.
+
+    >>> da, db = F.mse_loss_backward(np.array(1.0), np.array([1.0, 2.0]), np.array([1.0, 4.0]))
+    >>> da.tolist(), db.tolist()
+    ([0.0, -2.0], [-0.0, 2.0])
     """
     op = "mse_loss_backward"
     reduction = _reduction(reduction, op)

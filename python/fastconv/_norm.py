@@ -23,14 +23,16 @@ Per-channel statistics are accumulated in float64.
 from __future__ import annotations
 
 import math
+from typing import Any, Optional
 
 import numpy as np
 
 from ._args import common_float_dtype, contiguous, shape_str, to_array, grad_flags
 from ._elementwise import _as_real, _quiet, _result
+from ._typing import GradFlags, TensorLike
 
 
-def _channel_param(v, name: str, C: int, op: str):
+def _channel_param(v: Any, name: str, C: int, op: str) -> Optional[np.ndarray]:
     if v is None:
         return None
     a = to_array(v, name, op)
@@ -39,7 +41,7 @@ def _channel_param(v, name: str, C: int, op: str):
     return a
 
 
-def _check_updatable(obj, arr: np.ndarray, name: str, op: str) -> None:
+def _check_updatable(obj: Any, arr: np.ndarray, name: str, op: str) -> None:
     """Running statistics updated in training must be the caller's own float array (or a Tensor's)."""
     if not (arr is obj or hasattr(obj, "_fastconv_data")):
         raise TypeError(
@@ -71,12 +73,23 @@ def _check_input(x: np.ndarray, op: str) -> None:
 
 @_quiet
 def batch_norm_forward(
-    input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5
-):
+    input: TensorLike,
+    running_mean: Optional[TensorLike],
+    running_var: Optional[TensorLike],
+    weight: Optional[TensorLike] = None,
+    bias: Optional[TensorLike] = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``batch_norm`` that also returns what its backward needs: ``(y, saved_mean, saved_invstd)``.
 
     y has x's shape; ``saved_mean`` and ``saved_invstd`` are (C,) in y's dtype: the
     batch statistics in training, the running ones in eval. See ``batch_norm``.
+
+    >>> y, mean, invstd = F.batch_norm_forward(np.array([[1.0], [3.0]]), None, None, training=True)
+    >>> y.round(3).tolist(), mean.tolist(), invstd.round(3).tolist()
+    ([[-1.0], [1.0]], [2.0], [1.0])
     """
     op = "batch_norm"
     x = to_array(input, "input", op)
@@ -89,8 +102,9 @@ def batch_norm_forward(
         raise ValueError(f"{op}: running_mean and running_var must either both be None or neither be None")
     if running_mean is None and not training:
         raise ValueError(f"{op}: running_mean and running_var must be given in evaluation mode (training=False)")
-    rm = _channel_param(running_mean, "running_mean", C, op)
-    rv = _channel_param(running_var, "running_var", C, op)
+    # both None or both arrays (checked above), and arrays whenever not training
+    rm: Any = _channel_param(running_mean, "running_mean", C, op)
+    rv: Any = _channel_param(running_var, "running_var", C, op)
     w = _channel_param(weight, "weight", C, op)
     b = _channel_param(bias, "bias", C, op)
     dt = common_float_dtype((x, w, b, rm, rv), ("input", "weight", "bias", "running_mean", "running_var"), op)
@@ -132,7 +146,16 @@ def batch_norm_forward(
     return _result(y, dt), mean.astype(dt), invstd.astype(dt)
 
 
-def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+def batch_norm(
+    input: TensorLike,
+    running_mean: Optional[TensorLike],
+    running_var: Optional[TensorLike],
+    weight: Optional[TensorLike] = None,
+    bias: Optional[TensorLike] = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> np.ndarray:
     """Batch normalisation over (N, *spatial) per channel, as ``torch.nn.functional.batch_norm``.
 
     input (N, C), (N, C, L), (N, C, H, W), ... -> same shape. running_mean,
@@ -147,8 +170,14 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 @_quiet
 def batch_norm_backward(
-    grad_output, input, weight, saved_mean, saved_invstd, training, needs_input_grad=(True, True, True)
-):
+    grad_output: TensorLike,
+    input: TensorLike,
+    weight: Optional[TensorLike],
+    saved_mean: TensorLike,
+    saved_invstd: TensorLike,
+    training: bool,
+    needs_input_grad: GradFlags = (True, True, True),
+) -> tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]:
     """Gradients of ``batch_norm`` w.r.t. (input, weight, bias): ``(dx, dweight, dbias)``.
 
     grad_output and input (N, C, *s); weight (C,) or None; saved_mean and
@@ -156,6 +185,12 @@ def batch_norm_backward(
     the full batch-statistics gradient (True) or the affine one (False). dweight
     is None when weight is None; any entry whose ``needs_input_grad`` flag is false
     is None and not computed.
+
+    >>> x = np.array([[0.0], [1.0], [2.0]])  # (N=3, C=1)
+    >>> y, mean, invstd = F.batch_norm_forward(x, None, None, np.ones(1), training=True)
+    >>> dx, dw, db = F.batch_norm_backward(np.array([[1.0], [0.0], [0.0]]), x, np.ones(1), mean, invstd, True)
+    >>> dx.round(3).tolist(), dw.round(3).tolist(), db.tolist()
+    ([[0.204], [-0.408], [0.204]], [-1.225], [1.0])
     """
     op = "batch_norm_backward"
     need_dx, need_dw, need_db = grad_flags(needs_input_grad, 3, "batch_norm_backward")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any, Optional, Union, cast
+
 import numpy as np
 
 from . import _core
+from ._typing import IntPair, OutputSize, Shape, TensorLike
 from ._args import as_int, check_out, check_result, contiguous, float_dtype, nonneg_pair, positive_pair, shape_str, to_array
 
 
-def _input(op, input, copy=True):
+def _input(op: str, input: Any, copy: bool = True) -> tuple[np.ndarray, bool]:
     """The input as a 4-D array (unbatched 3-D inputs get a batch of 1) and whether it was 3-D.
     With ``copy=False`` it is not yet made contiguous (see :func:`_materialize`), so a
     caller can check the result's size before paying for a copy of a huge view."""
@@ -21,17 +24,17 @@ def _input(op, input, copy=True):
     return (x[None] if unbatched else x), unbatched
 
 
-def _materialize(x, op):
+def _materialize(x: np.ndarray, op: str) -> np.ndarray:
     return contiguous(x, float_dtype(x, "input", op))
 
 
-def _stride(stride, kernel, op):
+def _stride(stride: Any, kernel: tuple[int, int], op: str) -> tuple[int, int]:
     if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0):
         return kernel
     return positive_pair(stride, "stride", op)
 
 
-def _indices(indices, op, shape=None):
+def _indices(indices: Any, op: str, shape: Optional[Shape] = None) -> np.ndarray:
     ind = to_array(indices, "indices", op)
     if ind.dtype.kind not in "iu":
         raise TypeError(f"{op}: indices must be an integer array, got dtype {ind.dtype}")
@@ -41,21 +44,21 @@ def _indices(indices, op, shape=None):
     return ind
 
 
-def _unbatch(a, unbatched):
+def _unbatch(a: np.ndarray, unbatched: bool) -> np.ndarray:
     return a[0] if unbatched else a
 
 
-def _flag(v, name, op):
+def _flag(v: Any, name: str, op: str) -> bool:
     if not isinstance(v, (bool, np.bool_)):
         raise TypeError(f"{op}: {name} must be a bool, got {v!r}")
     return bool(v)
 
 
-def _ceil(v, op):
+def _ceil(v: Any, op: str) -> bool:
     return _flag(v, "ceil_mode", op)
 
 
-def _input_shape(input_shape, op):
+def _input_shape(input_shape: Any, op: str) -> tuple[int, ...]:
     """The 3-D (C, H, W) or 4-D (N, C, H, W) shape of the input a backward pass produces."""
     try:
         entries = tuple(input_shape)
@@ -68,13 +71,13 @@ def _input_shape(input_shape, op):
     return tuple(as_int(v, "input_shape", op) for v in entries)
 
 
-def _check_grad_result(grad_output, shape, op):
+def _check_grad_result(grad_output: Any, shape: Shape, op: str) -> None:
     """The input gradient (of ``shape``) must be able to exist before grad_output is copied."""
     dy = to_array(grad_output, "grad_output", op)
     check_result(shape, float_dtype(dy, "grad_output", op), op, "input gradient")
 
 
-def _grad_output(grad_output, shape, op):
+def _grad_output(grad_output: Any, shape: Shape, op: str) -> np.ndarray:
     """grad_output as a float array of the same rank as ``shape`` (the input's)."""
     dy = to_array(grad_output, "grad_output", op)
     dt = float_dtype(dy, "grad_output", op)
@@ -86,7 +89,16 @@ def _grad_output(grad_output, shape, op):
     return contiguous(dy, dt)
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, out=None):
+def max_pool2d(
+    input: TensorLike,
+    kernel_size: IntPair,
+    stride: Optional[IntPair] = None,
+    padding: IntPair = 0,
+    dilation: IntPair = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+    out: Optional[np.ndarray] = None,
+) -> Union[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """2-D max pooling, as ``torch.nn.functional.max_pool2d``.
 
     input (N, C, H, W) or (C, H, W) -> (N, C, OH, OW); with ``return_indices``
@@ -105,11 +117,11 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     out = _batched_out(check_out(out, (x,), op), unbatched, op)
     y, ind = _core.max_pool2d_forward(x, k, s, p, d, _ceil(ceil_mode, op), bool(return_indices), out)
     if return_indices:
-        return _unbatch(y, unbatched), _unbatch(ind, unbatched)
+        return _unbatch(y, unbatched), _unbatch(cast(np.ndarray, ind), unbatched)  # asked for: not None
     return _unbatch(y, unbatched)
 
 
-def _batched_out(out, unbatched, op):
+def _batched_out(out: Optional[np.ndarray], unbatched: bool, op: str) -> Optional[np.ndarray]:
     if out is not None and unbatched:
         if out.ndim != 3:
             raise ValueError(f"{op}: out has shape {shape_str(out.shape)}, expected a 3-D array for a 3-D input")
@@ -117,9 +129,17 @@ def _batched_out(out, unbatched, op):
     return out
 
 
-def max_pool2d_backward(grad_output, indices, input_shape):
+def max_pool2d_backward(grad_output: TensorLike, indices: TensorLike, input_shape: Shape) -> np.ndarray:
     """Gradient of any max pooling: ``grad_output`` scattered into the argmax
-    positions ``indices`` of an input of ``input_shape`` (4-D or 3-D)."""
+    positions ``indices`` of an input of ``input_shape`` (4-D or 3-D).
+
+    grad_output and indices (N, C, OH, OW) -> (N, C, H, W) = ``input_shape``.
+
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> y, idx = F.max_pool2d(x, 2, return_indices=True)
+    >>> F.max_pool2d_backward(np.ones_like(y), idx, x.shape)[0, 0].tolist()
+    [[0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 1.0]]
+    """
     op = "max_pool2d_backward"
     shape = _input_shape(input_shape, op)
     _check_grad_result(grad_output, shape, op)
@@ -132,8 +152,15 @@ def max_pool2d_backward(grad_output, indices, input_shape):
 
 
 def avg_pool2d(
-    input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None, out=None
-):
+    input: TensorLike,
+    kernel_size: IntPair,
+    stride: Optional[IntPair] = None,
+    padding: IntPair = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: Optional[int] = None,
+    out: Optional[np.ndarray] = None,
+) -> np.ndarray:
     """2-D average pooling, as ``torch.nn.functional.avg_pool2d``."""
     op = "avg_pool2d"
     x, unbatched = _input(op, input)
@@ -144,7 +171,9 @@ def avg_pool2d(
     return _unbatch(y, unbatched)
 
 
-def _avg_options(op, kernel_size, stride, padding, divisor_override):
+def _avg_options(
+    op: str, kernel_size: Any, stride: Any, padding: Any, divisor_override: Any
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], int]:
     k = positive_pair(kernel_size, "kernel_size", op)
     s = _stride(stride, k, op)
     p = nonneg_pair(padding, "padding", op)
@@ -157,10 +186,22 @@ def _avg_options(op, kernel_size, stride, padding, divisor_override):
 
 
 def avg_pool2d_backward(
-    grad_output, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-    divisor_override=None,
-):
-    """Input gradient of :func:`avg_pool2d` for an input of ``input_shape``."""
+    grad_output: TensorLike,
+    input_shape: Shape,
+    kernel_size: IntPair,
+    stride: Optional[IntPair] = None,
+    padding: IntPair = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: Optional[int] = None,
+) -> np.ndarray:
+    """Input gradient of :func:`avg_pool2d` for an input of ``input_shape``.
+
+    grad_output (N, C, OH, OW) -> (N, C, H, W); the options are the forward's.
+
+    >>> F.avg_pool2d_backward(np.ones((1, 1, 1, 1)), (1, 1, 2, 2), 2)[0, 0].tolist()
+    [[0.25, 0.25], [0.25, 0.25]]
+    """
     op = "avg_pool2d_backward"
     shape = _input_shape(input_shape, op)
     _check_grad_result(grad_output, shape, op)
@@ -174,7 +215,7 @@ def avg_pool2d_backward(
     return _unbatch(dx, unbatched)
 
 
-def _output_size(output_size, x, op):
+def _output_size(output_size: Any, x: np.ndarray, op: str) -> tuple[int, int]:
     """int, pair, or pair with None (keep that input size)."""
     if isinstance(output_size, (tuple, list)):
         if len(output_size) != 2:
@@ -190,7 +231,7 @@ def _output_size(output_size, x, op):
     return vals[0], vals[1]
 
 
-def adaptive_avg_pool2d(input, output_size, out=None):
+def adaptive_avg_pool2d(input: TensorLike, output_size: OutputSize, out: Optional[np.ndarray] = None) -> np.ndarray:
     """Average over the windows that cut the input into ``output_size`` bins."""
     op = "adaptive_avg_pool2d"
     x, unbatched = _input(op, input, copy=False)
@@ -201,7 +242,12 @@ def adaptive_avg_pool2d(input, output_size, out=None):
     return _unbatch(_core.adaptive_avg_pool2d_forward(x, size, out), unbatched)
 
 
-def adaptive_avg_pool2d_backward(grad_output, input_shape):
+def adaptive_avg_pool2d_backward(grad_output: TensorLike, input_shape: Shape) -> np.ndarray:
+    """Input gradient of :func:`adaptive_avg_pool2d` for an input of ``input_shape`` (4-D or 3-D).
+
+    >>> F.adaptive_avg_pool2d_backward(np.ones((1, 1, 1, 1)), (1, 1, 2, 2))[0, 0].tolist()
+    [[0.25, 0.25], [0.25, 0.25]]
+    """
     op = "adaptive_avg_pool2d_backward"
     shape = _input_shape(input_shape, op)
     _check_grad_result(grad_output, shape, op)
@@ -212,7 +258,9 @@ def adaptive_avg_pool2d_backward(grad_output, input_shape):
     return _unbatch(_core.adaptive_avg_pool2d_backward(dy, list(shape)), unbatched)
 
 
-def adaptive_max_pool2d(input, output_size, return_indices=False):
+def adaptive_max_pool2d(
+    input: TensorLike, output_size: OutputSize, return_indices: bool = False
+) -> Union[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """Max over the adaptive bins; indices as in :func:`max_pool2d`."""
     op = "adaptive_max_pool2d"
     x, unbatched = _input(op, input, copy=False)
@@ -228,7 +276,14 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
 adaptive_max_pool2d_backward = max_pool2d_backward
 
 
-def _unpool_size(x, kernel, stride, padding, output_size, op):
+def _unpool_size(
+    x: np.ndarray,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    output_size: Any,
+    op: str,
+) -> tuple[int, int]:
     default = [(x.shape[2 + d] - 1) * stride[d] + kernel[d] - 2 * padding[d] for d in range(2)]
     if output_size is None:
         size = default
@@ -257,7 +312,14 @@ def _unpool_size(x, kernel, stride, padding, output_size, op):
     return size[0], size[1]
 
 
-def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+def max_unpool2d(
+    input: TensorLike,
+    indices: TensorLike,
+    kernel_size: IntPair,
+    stride: Optional[IntPair] = None,
+    padding: IntPair = 0,
+    output_size: Optional[Shape] = None,
+) -> np.ndarray:
     """Partial inverse of :func:`max_pool2d`: values placed at ``indices``, zeros elsewhere."""
     op = "max_unpool2d"
     x, unbatched = _input(op, input, copy=False)
@@ -278,8 +340,15 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     return _unbatch(_core.max_unpool2d_forward(x, ind, size), unbatched)
 
 
-def max_unpool2d_backward(grad_output, indices):
-    """Input gradient of :func:`max_unpool2d`: ``grad_output`` gathered at ``indices``."""
+def max_unpool2d_backward(grad_output: TensorLike, indices: TensorLike) -> np.ndarray:
+    """Input gradient of :func:`max_unpool2d`: ``grad_output`` gathered at ``indices``.
+
+    grad_output (N, C, OH, OW), indices (N, C, H, W) -> (N, C, H, W).
+
+    >>> dy = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> F.max_unpool2d_backward(dy, np.array([[[[5, 7], [13, 15]]]])).tolist()
+    [[[[5.0, 7.0], [13.0, 15.0]]]]
+    """
     op = "max_unpool2d_backward"
     dy = to_array(grad_output, "grad_output", op)
     dy = contiguous(dy, float_dtype(dy, "grad_output", op))

@@ -1,9 +1,19 @@
-"""Thread count and build information."""
+"""Thread count and build information.
+
+>>> n = fastconv.get_num_threads()
+>>> fastconv.set_num_threads(1)
+>>> fastconv.get_num_threads()
+1
+>>> fastconv.set_num_threads(n)
+>>> sorted(k for k in fastconv.build_info() if k in ("version", "openmp", "simd", "threads"))
+['openmp', 'simd', 'threads', 'version']
+"""
 
 from __future__ import annotations
 
 import operator
 import warnings
+from typing import Any
 
 from . import _core
 
@@ -16,7 +26,14 @@ def set_num_threads(n: int) -> None:
     """Set the number of threads every fastconv kernel uses (process-wide).
 
     Takes effect for kernels started from any Python thread. The default is
-    ``OMP_NUM_THREADS`` when set, else the number of cores.
+    ``OMP_NUM_THREADS`` when set, else the number of cores. ``n`` must be in
+    ``[1, MAX_THREADS]``; results do not depend on the thread count.
+
+    >>> before = fastconv.get_num_threads()
+    >>> fastconv.set_num_threads(2)
+    >>> fastconv.get_num_threads()
+    2
+    >>> fastconv.set_num_threads(before)
     """
     if isinstance(n, bool):
         raise TypeError(f"set_num_threads: n must be an int, got {n!r}")
@@ -39,11 +56,15 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
-    """The number of threads fastconv kernels use."""
+    """The number of threads fastconv kernels use.
+
+    >>> fastconv.get_num_threads() >= 1
+    True
+    """
     return _core.get_num_threads()
 
 
-def build_info() -> dict:
+def build_info() -> dict[str, Any]:
     """How this fastconv was built and what it runs on.
 
     Keys: ``version``, ``compiler``, ``openmp`` (bool), ``simd`` (the kernel
@@ -52,5 +73,9 @@ def build_info() -> dict:
     ``forked_serial`` (True in a child forked after the parent started the
     OpenMP threads: kernels then run on one thread), and the names of the
     GEMM micro-kernels in use.
+
+    >>> info = fastconv.build_info()
+    >>> info["simd"] in info["simd_available"], info["threads"] == fastconv.get_num_threads()
+    (True, True)
     """
     return dict(_core.build_info())

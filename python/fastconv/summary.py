@@ -12,13 +12,21 @@ keep it; anything that mixes all positions (flatten, linear, global pooling)
 sees the whole input. Tensors made by plain tensor ops in a custom
 ``forward`` (a residual ``+``, ``cat``) take the widest field among the
 tensors they were computed from, found through the autograd graph.
+
+>>> s = fastconv.summary(fastconv.models.LeNet5(), (1, 1, 32, 32))
+>>> s.total_params, s.total_macs
+(61706, 416520)
+>>> s.rows[0]
+SummaryRow(name='features.0', type='Conv2d', output_shape=(1, 6, 28, 28), params=156, macs=117600, receptive_field=5)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .autograd import enable_grad
 from .nn import layers as L
@@ -28,18 +36,46 @@ from .tensor import Tensor
 
 @dataclass
 class SummaryRow:
+    """One layer of a :class:`Summary`.
+
+    ``name``: the qualified module name; ``type``: its class name;
+    ``output_shape``: with the batch dimension; ``params``: trainable and frozen
+    parameter elements first seen in this layer; ``macs``: multiply-adds per
+    sample; ``receptive_field``: an int (square), ``(h, w)``, or None where
+    undefined.
+    """
+
     name: str
     type: str
-    output_shape: tuple
+    output_shape: tuple[int, ...]
     params: int
     macs: int
-    receptive_field: object  # int, (h, w), or None where undefined
+    receptive_field: Union[int, tuple[int, int], None]
 
 
 class Summary:
-    """The result of :func:`summary`: ``rows``, totals, and a table as ``str()``."""
+    """The result of :func:`summary`: ``rows``, totals, and a table as ``str()``.
 
-    def __init__(self, rows, total_params, trainable_params, total_macs, input_shape, model_name):
+    Attributes: ``rows`` (list of :class:`SummaryRow`), ``total_params``,
+    ``trainable_params``, ``total_macs`` (per sample), ``input_shape``,
+    ``model_name``.
+
+    >>> s = fastconv.summary(nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2)), (1, 8))
+    >>> [(r.name, r.params, r.macs) for r in s.rows]
+    [('0', 36, 32), ('1', 0, 0), ('2', 10, 8)]
+    >>> s.total_params, s.trainable_params, s.total_macs
+    (46, 46, 40)
+    """
+
+    def __init__(
+        self,
+        rows: list[SummaryRow],
+        total_params: int,
+        trainable_params: int,
+        total_macs: int,
+        input_shape: Sequence[int],
+        model_name: str,
+    ) -> None:
         self.rows = rows
         self.total_params = total_params
         self.trainable_params = trainable_params
@@ -47,14 +83,30 @@ class Summary:
         self.input_shape = tuple(input_shape)
         self.model_name = model_name
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return self.table()
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.table()
 
     def table(self) -> str:
-        def rf(v):
+        """The table ``str()`` prints: one row per layer, totals at the bottom.
+
+        >>> print(fastconv.summary(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU()), (1, 1, 8, 8)))
+        Sequential on input (1, 1, 8, 8)
+        -------------------------------------------------------------
+        Layer  Type    Output shape  Params  Mult-adds  Recept. field
+        -------------------------------------------------------------
+        0      Conv2d  (1, 2, 6, 6)      20        648              3
+        1      ReLU    (1, 2, 6, 6)       0          0              3
+        -------------------------------------------------------------
+        Total params:         20
+        Trainable params:     20
+        Non-trainable params: 0
+        Mult-adds per sample: 648
+        """
+
+        def rf(v: Union[int, tuple[int, int], None]) -> str:
             if v is None:
                 return "-"
             if isinstance(v, tuple):
@@ -69,7 +121,7 @@ class Summary:
         widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
         right = (False, False, False, True, True, True)
 
-        def fmt(cells):
+        def fmt(cells: Sequence[str]) -> str:
             return "  ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right))
 
         rule = "-" * len(fmt(header))
@@ -85,13 +137,17 @@ class Summary:
         return "\n".join(lines)
 
 
-def _pair(v):
+#: receptive field and jump per axis: ((rh, rw), (jh, jw))
+_Field = tuple[tuple[int, int], tuple[int, int]]
+
+
+def _pair(v: Any) -> tuple[int, int]:
     if isinstance(v, (tuple, list)):
         return int(v[0]), int(v[1])
     return int(v), int(v)
 
 
-def _macs(module, out_shape):
+def _macs(module: Module, out_shape: Sequence[int]) -> int:
     if isinstance(module, L.Conv2d):
         kh, kw = module.kernel_size
         return int(np.prod(out_shape[-3:])) * (module.in_channels // module.groups) * kh * kw
@@ -101,8 +157,16 @@ def _macs(module, out_shape):
     return 0
 
 
-def summary(model: Module, input_shape, dtype=np.float32) -> Summary:
-    """Trace ``model`` on zeros of ``input_shape`` (batch included, e.g. ``(1, 1, 32, 32)``)."""
+def summary(model: Module, input_shape: Sequence[int], dtype: DTypeLike = np.float32) -> Summary:
+    """Trace ``model`` on zeros of ``input_shape`` (batch included, e.g. ``(1, 1, 32, 32)``).
+
+    Returns a :class:`Summary`; ``print`` it for the table. The model runs once
+    in eval mode (its training flag is restored afterwards).
+
+    >>> s = fastconv.summary(fastconv.models.CifarVGG(), (1, 3, 32, 32))
+    >>> [r.type for r in s.rows][:4], s.rows[-1].output_shape
+    (['Conv2d', 'ReLU', 'Conv2d', 'ReLU'], (1, 10))
+    """
     if not isinstance(model, Module):
         raise TypeError(f"summary: model must be a fastconv.nn.Module, got {type(model).__name__}")
     try:
@@ -114,14 +178,14 @@ def summary(model: Module, input_shape, dtype=np.float32) -> Summary:
     img = input_shape[2:] if len(input_shape) >= 4 else None
     full = _pair(img[-2:]) if img is not None and len(img) >= 2 else None
 
-    fields = {}  # id(tensor) -> ((rh, rw), (jh, jw)) or None for "whole input"
-    keep = []  # keep traced tensors alive so ids stay unique
+    fields: dict[int, Optional[_Field]] = {}  # id(tensor) -> ((rh, rw), (jh, jw)) or None for "whole input"
+    keep: list[Tensor] = []  # keep traced tensors alive so ids stay unique
     names = {id(m): n for n, m in model.named_modules()}
     leaves = [m for m in model.modules() if not any(True for _ in m.children()) and m is not model] or [model]
-    seen_params = set()
-    rows = []
+    seen_params: set[int] = set()
+    rows: list[SummaryRow] = []
 
-    def field_of(t, depth=0):
+    def field_of(t: Any, depth: int = 0) -> Optional[_Field]:
         if not isinstance(t, Tensor):
             return ((1, 1), (1, 1))
         key = id(t)
@@ -142,13 +206,13 @@ def summary(model: Module, input_shape, dtype=np.float32) -> Summary:
         fields[key] = best if best is not None else ((1, 1), (1, 1))
         return fields[key]
 
-    def hook(module, inputs, output):
+    def hook(module: Module, inputs: tuple[Any, ...], output: Any) -> None:
         out = output[0] if isinstance(output, tuple) else output
         if isinstance(out, Tensor):
             out_shape = out.shape
         else:
             out_shape = np.shape(out)
-        inp = inputs[0] if inputs else None
+        inp: Any = inputs[0] if inputs else None
         fin = field_of(inp)
         fout = fin
         if fin is not None:
@@ -177,6 +241,7 @@ def summary(model: Module, input_shape, dtype=np.float32) -> Summary:
                     n_params += p.data.size
             macs = _macs(module, out_shape)
             shape = tuple(out_shape)
+            rf: Union[int, tuple[int, int], None]
             if fout is None:
                 rf = full
             else:

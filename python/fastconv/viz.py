@@ -298,7 +298,7 @@ def plot_filters(conv_or_weight: Any, *, channels: Union[str, int] = "auto", nor
 
     Example::
 
-        >>> fastconv.manual_seed(0)
+        >>> _ = fastconv.manual_seed(0)
         >>> model = fastconv.models.AlexNet()
         >>> fig = plot_filters(model.features[0], path="conv1.png")   # 64 RGB tiles of 11 x 11
     """

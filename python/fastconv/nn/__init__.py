@@ -1,4 +1,11 @@
-"""``fastconv.nn``: modules with PyTorch's names, arguments and state_dict layout."""
+"""``fastconv.nn``: modules with PyTorch's names, arguments and state_dict layout.
+
+>>> net = nn.Sequential(nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2))
+>>> net(np.zeros((1, 1, 32, 32), np.float32)).shape
+(1, 6, 14, 14)
+>>> {k: v.shape for k, v in net.state_dict().items()}
+{'0.weight': (6, 1, 5, 5), '0.bias': (6,)}
+"""
 
 from .. import functional
 from . import init

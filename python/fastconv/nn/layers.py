@@ -1,80 +1,130 @@
 """Layers with PyTorch's constructor arguments, attribute names, parameter
 names and default initialisation; each is a thin wrapper over
-:mod:`fastconv.functional`."""
+:mod:`fastconv.functional`.
+
+Images are NCHW. Layers with parameters (``Conv2d``, ``Linear``,
+``BatchNorm2d``) return Tensors; the others return what they are given
+(NumPy in, NumPy out).
+
+>>> model = nn.Sequential(
+...     nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+...     nn.Flatten(), nn.Linear(8 * 14 * 14, 10),
+... )
+>>> model(np.zeros((4, 1, 28, 28), np.float32)).shape
+(4, 10)
+"""
 
 from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from typing import Any, Iterable, Iterator, Optional, TypeVar, Union, cast, overload
 
 import numpy as np
 
 from .. import functional as F
 from .._args import as_int, as_pair
 from .._functions import Pad
+from .._typing import ArrayT, DTypeLike, IntPair, OutputSize, Padding, Shape, TensorLike
 from . import init
 from ..tensor import Tensor
 from .module import Module, Parameter
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
+_T = TypeVar("_T")
 
-def _pair_attr(v, name, op):
+
+def _pair_attr(v: Any, name: str, op: str) -> tuple[int, int]:
     return as_pair(v, name, op)
 
 
 class Identity(Module):
-    """Returns its input unchanged (constructor arguments are ignored, as PyTorch)."""
+    """Returns its input unchanged (constructor arguments are ignored, as PyTorch).
 
-    def __init__(self, *args, **kwargs):
+    >>> x = np.zeros(3)
+    >>> nn.Identity()(x) is x
+    True
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()
 
-    def forward(self, input):
+    def forward(self, input: _T) -> _T:
         return input
 
 
 class Linear(Module):
-    """y = x @ weight.T + bias; weight (out_features, in_features)."""
+    """y = x @ weight.T + bias; weight (out_features, in_features).
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=np.float32):
+    input (*, in_features) -> (*, out_features). Parameters ``weight`` (out, in)
+    and ``bias`` (out,), Kaiming-uniform initialised as in PyTorch; ``dtype``
+    float32 (default) or float64.
+
+    >>> fc = nn.Linear(20, 5)
+    >>> fc.weight.shape, fc.bias.shape
+    ((5, 20), (5,))
+    >>> fc(np.zeros((3, 20), np.float32)).shape
+    (3, 5)
+    """
+
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, dtype: DTypeLike = np.float32
+    ) -> None:
         super().__init__()
         self.in_features = as_int(in_features, "in_features", "Linear")
         self.out_features = as_int(out_features, "out_features", "Linear")
         if self.in_features < 0 or self.out_features < 0:
             raise ValueError(f"Linear: feature counts must be non-negative, got ({in_features}, {out_features})")
         self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype))
-        self.bias = Parameter(np.empty((self.out_features,), dtype)) if bias else None
+        self.bias: Optional[Parameter] = Parameter(np.empty((self.out_features,), dtype)) if bias else None
         self.reset_parameters()
 
-    def reset_parameters(self):
+    def reset_parameters(self) -> None:
+        """Re-draw the parameters with PyTorch's default initialisation."""
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
             bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0
             init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, input):
+    def forward(self, input: TensorLike) -> Tensor:
         return F.linear(input, self.weight, self.bias)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
 class Conv2d(Module):
-    """2-D convolution layer, as ``torch.nn.Conv2d``."""
+    """2-D convolution layer, as ``torch.nn.Conv2d``.
+
+    input (N, in_channels, H, W) or unbatched (in_channels, H, W) ->
+    (N, out_channels, OH, OW), see :func:`fastconv.functional.conv2d`.
+    Parameters ``weight`` (out_channels, in_channels/groups, kH, kW) and
+    ``bias`` (out_channels,). ``padding``: int, pair, ``'valid'`` or ``'same'``;
+    ``padding_mode``: ``'zeros'``, ``'reflect'``, ``'replicate'`` or ``'circular'``.
+
+    >>> conv = nn.Conv2d(3, 16, kernel_size=3, stride=2, padding=1)
+    >>> conv
+    Conv2d(3, 16, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1))
+    >>> conv.weight.shape
+    (16, 3, 3, 3)
+    >>> conv(np.zeros((1, 3, 32, 32), np.float32)).shape
+    (1, 16, 16, 16)
+    """
 
     def __init__(
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size,
-        stride=1,
-        padding=0,
-        dilation=1,
+        kernel_size: IntPair,
+        stride: IntPair = 1,
+        padding: Padding = 0,
+        dilation: IntPair = 1,
         groups: int = 1,
         bias: bool = True,
         padding_mode: str = "zeros",
-        dtype=np.float32,
-    ):
+        dtype: DTypeLike = np.float32,
+    ) -> None:
         super().__init__()
         op = "Conv2d"
         self.in_channels = as_int(in_channels, "in_channels", op)
@@ -94,6 +144,7 @@ class Conv2d(Module):
                 f"{op}: kernel_size, stride and dilation must be positive, got {self.kernel_size}, "
                 f"{self.stride}, {self.dilation}"
             )
+        self.padding: Union[str, tuple[int, int]]
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
                 raise ValueError(f"{op}: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
@@ -101,25 +152,27 @@ class Conv2d(Module):
                 raise ValueError(f"{op}: padding='same' is not supported for strided convolutions")
             self.padding = padding
         else:
-            self.padding = _pair_attr(padding, "padding", op)
-            if min(self.padding) < 0:
+            pad = _pair_attr(padding, "padding", op)
+            self.padding = pad
+            if min(pad) < 0:
                 raise ValueError(f"{op}: padding must be non-negative, got {padding!r}")
         if padding_mode not in _PADDING_MODES:
             raise ValueError(f"{op}: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
         self.padding_mode = padding_mode
         kh, kw = self.kernel_size
         self.weight = Parameter(np.empty((self.out_channels, self.in_channels // self.groups, kh, kw), dtype))
-        self.bias = Parameter(np.empty((self.out_channels,), dtype)) if bias else None
+        self.bias: Optional[Parameter] = Parameter(np.empty((self.out_channels,), dtype)) if bias else None
         self.reset_parameters()
 
-    def reset_parameters(self):
+    def reset_parameters(self) -> None:
+        """Re-draw the parameters with PyTorch's default initialisation."""
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
             fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
             bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
             init.uniform_(self.bias, -bound, bound)
 
-    def _explicit_pads(self):
+    def _explicit_pads(self) -> tuple[int, int, int, int]:
         """(top, bottom, left, right) for the non-zero padding modes."""
         if self.padding == "valid":
             return (0, 0, 0, 0)
@@ -127,10 +180,10 @@ class Conv2d(Module):
             th = self.dilation[0] * (self.kernel_size[0] - 1)
             tw = self.dilation[1] * (self.kernel_size[1] - 1)
             return (th // 2, th - th // 2, tw // 2, tw - tw // 2)
-        ph, pw = self.padding
+        ph, pw = cast("tuple[int, int]", self.padding)  # not 'valid' / 'same': a pair
         return (ph, ph, pw, pw)
 
-    def forward(self, input):
+    def forward(self, input: TensorLike) -> Tensor:
         if self.padding_mode != "zeros":
             pads = self._explicit_pads()
             if any(pads):
@@ -138,7 +191,7 @@ class Conv2d(Module):
             return F.conv2d(input, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
         return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != (0, 0):
             s += f", padding={self.padding!r}" if isinstance(self.padding, str) else f", padding={self.padding}"
@@ -154,7 +207,24 @@ class Conv2d(Module):
 
 
 class MaxPool2d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
+    """2-D max pooling layer, see :func:`fastconv.functional.max_pool2d`.
+
+    (N, C, H, W) -> (N, C, OH, OW); with ``return_indices`` the call returns
+    ``(output, indices)``. ``stride`` defaults to ``kernel_size``.
+
+    >>> nn.MaxPool2d(2)(np.zeros((1, 3, 8, 8))).shape
+    (1, 3, 4, 4)
+    """
+
+    def __init__(
+        self,
+        kernel_size: IntPair,
+        stride: Optional[IntPair] = None,
+        padding: IntPair = 0,
+        dilation: IntPair = 1,
+        return_indices: bool = False,
+        ceil_mode: bool = False,
+    ) -> None:
         super().__init__()
         self.kernel_size = kernel_size
         self.stride = stride if (stride is not None) else kernel_size
@@ -163,12 +233,12 @@ class MaxPool2d(Module):
         self.return_indices = return_indices
         self.ceil_mode = ceil_mode
 
-    def forward(self, input):
+    def forward(self, input: TensorLike) -> Any:
         return F.max_pool2d(
             input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode, self.return_indices
         )
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (
             f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
             f"dilation={self.dilation}, ceil_mode={self.ceil_mode}"
@@ -176,7 +246,23 @@ class MaxPool2d(Module):
 
 
 class AvgPool2d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None):
+    """2-D average pooling layer, see :func:`fastconv.functional.avg_pool2d`.
+
+    (N, C, H, W) -> (N, C, OH, OW); ``stride`` defaults to ``kernel_size``.
+
+    >>> nn.AvgPool2d(2)(np.ones((1, 1, 4, 4))).tolist()
+    [[[[1.0, 1.0], [1.0, 1.0]]]]
+    """
+
+    def __init__(
+        self,
+        kernel_size: IntPair,
+        stride: Optional[IntPair] = None,
+        padding: IntPair = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        divisor_override: Optional[int] = None,
+    ) -> None:
         super().__init__()
         self.kernel_size = kernel_size
         self.stride = stride if (stride is not None) else kernel_size
@@ -185,141 +271,218 @@ class AvgPool2d(Module):
         self.count_include_pad = count_include_pad
         self.divisor_override = divisor_override
 
-    def forward(self, input):
+    def forward(self, input: ArrayT) -> ArrayT:
         return F.avg_pool2d(
             input, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
             self.divisor_override,
         )
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class AdaptiveAvgPool2d(Module):
-    def __init__(self, output_size):
+    """Average pooling to a fixed ``output_size``; ``AdaptiveAvgPool2d(1)`` is global average pooling.
+
+    (N, C, H, W) -> (N, C, *output_size); see :func:`fastconv.functional.adaptive_avg_pool2d`.
+
+    >>> nn.AdaptiveAvgPool2d((6, 6))(np.zeros((2, 256, 13, 13))).shape
+    (2, 256, 6, 6)
+    """
+
+    def __init__(self, output_size: OutputSize) -> None:
         super().__init__()
         self.output_size = output_size
 
-    def forward(self, input):
+    def forward(self, input: ArrayT) -> ArrayT:
         return F.adaptive_avg_pool2d(input, self.output_size)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
 
 
 class AdaptiveMaxPool2d(Module):
-    def __init__(self, output_size, return_indices=False):
+    """Max pooling to a fixed ``output_size``; see :func:`fastconv.functional.adaptive_max_pool2d`.
+
+    (N, C, H, W) -> (N, C, *output_size), or ``(output, indices)`` with ``return_indices``.
+
+    >>> nn.AdaptiveMaxPool2d(1)(np.arange(16.0).reshape(1, 1, 4, 4)).tolist()
+    [[[[15.0]]]]
+    """
+
+    def __init__(self, output_size: OutputSize, return_indices: bool = False) -> None:
         super().__init__()
         self.output_size = output_size
         self.return_indices = return_indices
 
-    def forward(self, input):
+    def forward(self, input: TensorLike) -> Any:
         return F.adaptive_max_pool2d(input, self.output_size, self.return_indices)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
 
 
 class MaxUnpool2d(Module):
-    def __init__(self, kernel_size, stride=None, padding=0):
+    """Partial inverse of :class:`MaxPool2d`: called with ``(input, indices, output_size=None)``.
+
+    >>> pool, unpool = nn.MaxPool2d(2, return_indices=True), nn.MaxUnpool2d(2)
+    >>> y, idx = pool(np.arange(16.0).reshape(1, 1, 4, 4))
+    >>> unpool(y, idx).shape
+    (1, 1, 4, 4)
+    """
+
+    def __init__(self, kernel_size: IntPair, stride: Optional[IntPair] = None, padding: IntPair = 0) -> None:
         super().__init__()
         self.kernel_size = kernel_size
         self.stride = stride if (stride is not None) else kernel_size
         self.padding = padding
 
-    def forward(self, input, indices, output_size=None):
+    def forward(
+        self, input: TensorLike, indices: TensorLike, output_size: Optional[Shape] = None
+    ) -> Union[Tensor, np.ndarray]:
         return F.max_unpool2d(input, indices, self.kernel_size, self.stride, self.padding, output_size)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class Flatten(Module):
-    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+    """Merge dims ``start_dim..end_dim``: (N, C, H, W) -> (N, C*H*W) by default.
+
+    >>> nn.Flatten()(np.zeros((2, 3, 4, 4))).shape
+    (2, 48)
+    """
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
         self.start_dim = start_dim
         self.end_dim = end_dim
 
-    def forward(self, input):
+    def forward(self, input: ArrayT) -> ArrayT:
         return F.flatten(input, self.start_dim, self.end_dim)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
 class ReLU(Module):
-    def __init__(self, inplace: bool = False):
+    """``max(x, 0)`` elementwise; any shape. ``inplace`` is accepted and ignored (results are fresh).
+
+    >>> nn.ReLU()(np.array([-1.0, 2.0])).tolist()
+    [0.0, 2.0]
+    """
+
+    def __init__(self, inplace: bool = False) -> None:
         super().__init__()
         self.inplace = inplace  # accepted for compatibility; results are always fresh arrays
 
-    def forward(self, input):
+    def forward(self, input: ArrayT) -> ArrayT:
         return F.relu(input)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
 
 
 class LeakyReLU(Module):
-    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
+    """``x if x > 0 else negative_slope * x`` elementwise; any shape.
+
+    >>> nn.LeakyReLU(0.1)(np.array([-1.0, 2.0])).tolist()
+    [-0.1, 2.0]
+    """
+
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False) -> None:
         super().__init__()
         self.negative_slope = negative_slope
         self.inplace = inplace
 
-    def forward(self, input):
+    def forward(self, input: ArrayT) -> ArrayT:
         return F.leaky_relu(input, self.negative_slope)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
 
 
 class Sigmoid(Module):
-    def forward(self, input):
+    """``1 / (1 + exp(-x))`` elementwise; any shape.
+
+    >>> nn.Sigmoid()(np.array([0.0])).tolist()
+    [0.5]
+    """
+
+    def forward(self, input: ArrayT) -> ArrayT:
         return F.sigmoid(input)
 
 
 class Tanh(Module):
-    def forward(self, input):
+    """Hyperbolic tangent elementwise; any shape.
+
+    >>> nn.Tanh()(np.array([0.0])).tolist()
+    [0.0]
+    """
+
+    def forward(self, input: ArrayT) -> ArrayT:
         return F.tanh(input)
 
 
-def _implicit_dim(ndim):
+def _implicit_dim(ndim: int) -> int:
     # PyTorch's legacy rule when dim is None
     return 0 if ndim in (0, 1, 3) else 1
 
 
 class Softmax(Module):
-    def __init__(self, dim=None):
+    """Softmax along ``dim`` (logits (N, C): ``dim=1``); any shape.
+
+    ``dim=None`` uses PyTorch's legacy choice (0 for 0-, 1- and 3-D input, else 1).
+
+    >>> nn.Softmax(dim=1)(np.zeros((1, 4))).tolist()
+    [[0.25, 0.25, 0.25, 0.25]]
+    """
+
+    def __init__(self, dim: Optional[int] = None) -> None:
         super().__init__()
         self.dim = dim
 
-    def forward(self, input):
+    def forward(self, input: ArrayT) -> ArrayT:
         dim = self.dim if self.dim is not None else _implicit_dim(np.ndim(np.asarray(input)))
         return F.softmax(input, dim)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"dim={self.dim}"
 
 
 class LogSoftmax(Softmax):
-    def forward(self, input):
+    """Log-softmax along ``dim`` (numerically stable); any shape.
+
+    >>> np.exp(nn.LogSoftmax(dim=1)(np.zeros((1, 2)))).tolist()
+    [[0.5, 0.5]]
+    """
+
+    def forward(self, input: ArrayT) -> ArrayT:
         dim = self.dim if self.dim is not None else _implicit_dim(np.ndim(np.asarray(input)))
         return F.log_softmax(input, dim)
 
 
 class Dropout(Module):
-    """Inverted dropout in training mode, identity in eval mode."""
+    """Inverted dropout in training mode, identity in eval mode; any shape.
 
-    def __init__(self, p: float = 0.5, inplace: bool = False):
+    >>> drop = nn.Dropout(p=0.5)
+    >>> sorted(set(drop(np.ones(100, np.float32)).tolist()))
+    [0.0, 2.0]
+    >>> drop.eval()(np.ones(3)).tolist()
+    [1.0, 1.0, 1.0]
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__()
         if not 0.0 <= float(p) <= 1.0:
             raise ValueError(f"Dropout: probability has to be between 0 and 1, but got {p}")
         self.p = float(p)
         self.inplace = inplace
 
-    def forward(self, input):
+    def forward(self, input: ArrayT) -> ArrayT:
         return F.dropout(input, self.p, self.training)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
 
 
@@ -329,16 +492,34 @@ class BatchNorm2d(Module):
     Buffers ``running_mean``, ``running_var``, ``num_batches_tracked``; in
     training mode the batch statistics normalise and update the running ones
     (unbiased variance, ``momentum``; ``momentum=None`` is a cumulative average).
+    Input (N, num_features, H, W) -> the same shape.
+
+    >>> bn = nn.BatchNorm2d(2)
+    >>> x = np.arange(16, dtype=np.float32).reshape(2, 2, 2, 2)
+    >>> y = bn(x)  # training mode: batch statistics
+    >>> y.shape, int(bn.num_batches_tracked)
+    ((2, 2, 2, 2), 1)
+    >>> print(bn.running_mean)  # 0.9 * 0 + 0.1 * batch mean
+    [0.55 0.95]
     """
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum=0.1, affine: bool = True,
-                 track_running_stats: bool = True, dtype=np.float32):
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: Optional[float] = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        dtype: DTypeLike = np.float32,
+    ) -> None:
         super().__init__()
         self.num_features = as_int(num_features, "num_features", "BatchNorm2d")
         self.eps = eps
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
+        self.weight: Optional[Parameter]
+        self.bias: Optional[Parameter]
         if affine:
             self.weight = Parameter(np.ones(self.num_features, dtype))
             self.bias = Parameter(np.zeros(self.num_features, dtype))
@@ -354,13 +535,14 @@ class BatchNorm2d(Module):
             self.register_buffer("running_var", None)
             self.register_buffer("num_batches_tracked", None)
 
-    def reset_running_stats(self):
+    def reset_running_stats(self) -> None:
+        """Running mean 0, running variance 1, no batches tracked."""
         if self.track_running_stats:
             self.running_mean[...] = 0
             self.running_var[...] = 1
             self.num_batches_tracked[...] = 0
 
-    def forward(self, input):
+    def forward(self, input: TensorLike) -> Union[Tensor, np.ndarray]:
         nd = np.ndim(input.data) if isinstance(input, Tensor) else np.ndim(input)
         if nd != 4:
             raise ValueError(f"BatchNorm2d: expected 4-D input (N, C, H, W), got {nd}-D input")
@@ -381,7 +563,7 @@ class BatchNorm2d(Module):
             self.eps,
         )
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (
             f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
             f"track_running_stats={self.track_running_stats}"
@@ -389,102 +571,146 @@ class BatchNorm2d(Module):
 
 
 class CrossEntropyLoss(Module):
-    def __init__(self, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0):
+    """:func:`fastconv.functional.cross_entropy` as a module: called with ``(logits, target)``.
+
+    >>> loss = nn.CrossEntropyLoss()(np.zeros((2, 4), np.float32), np.array([0, 3]))
+    >>> round(float(loss), 4)  # log(4)
+    1.3863
+    """
+
+    def __init__(self, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0) -> None:
         super().__init__()
         self.ignore_index = ignore_index
         self.reduction = reduction
         self.label_smoothing = label_smoothing
 
-    def forward(self, input, target):
+    def forward(self, input: TensorLike, target: TensorLike) -> Union[Tensor, np.ndarray]:
         return F.cross_entropy(input, target, self.reduction, self.ignore_index, self.label_smoothing)
 
 
 class MSELoss(Module):
-    def __init__(self, reduction: str = "mean"):
+    """:func:`fastconv.functional.mse_loss` as a module: called with ``(input, target)``.
+
+    >>> float(nn.MSELoss()(np.array([0.0, 0.0]), np.array([1.0, 3.0])))
+    5.0
+    """
+
+    def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
         self.reduction = reduction
 
-    def forward(self, input, target):
+    def forward(self, input: TensorLike, target: TensorLike) -> Union[Tensor, np.ndarray]:
         return F.mse_loss(input, target, self.reduction)
 
 
 class Sequential(Module):
-    """Modules applied in order; children named "0", "1", ... (or by an OrderedDict)."""
+    """Modules applied in order; children named "0", "1", ... (or by an OrderedDict).
 
-    def __init__(self, *args):
+    Indexing gives a child (an int) or a new Sequential (a slice).
+
+    >>> from collections import OrderedDict
+    >>> net = nn.Sequential(OrderedDict([("conv", nn.Conv2d(1, 2, 3)), ("act", nn.ReLU())]))
+    >>> net[0]
+    Conv2d(1, 2, kernel_size=(3, 3), stride=(1, 1))
+    >>> len(net), list(net.state_dict())
+    (2, ['conv.weight', 'conv.bias'])
+    """
+
+    def __init__(self, *args: Union[Module, OrderedDict[str, Module]]) -> None:
         super().__init__()
         if len(args) == 1 and isinstance(args[0], OrderedDict):
-            for name, m in args[0].items():
-                self.add_module(name, m)
+            for name, child in args[0].items():
+                self.add_module(name, child)
         else:
             for i, m in enumerate(args):
                 if not isinstance(m, Module):
                     raise TypeError(f"Sequential: argument {i} is not a Module ({type(m).__name__})")
                 self.add_module(str(i), m)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._modules)
 
-    def __iter__(self):
-        return iter(self._modules.values())
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())  # type: ignore[arg-type]  # no None children here
 
-    def __getitem__(self, idx):
+    @overload
+    def __getitem__(self, idx: slice) -> Sequential: ...
+
+    @overload
+    def __getitem__(self, idx: int) -> Module: ...
+
+    def __getitem__(self, idx: Union[int, slice]) -> Union[Module, Sequential]:
         if isinstance(idx, slice):
-            return Sequential(OrderedDict(list(self._modules.items())[idx]))
+            return Sequential(OrderedDict(list(self._modules.items())[idx]))  # type: ignore[arg-type]
         n = len(self._modules)
         i = as_int(idx, "index", "Sequential")
         if not -n <= i < n:
             raise IndexError(f"Sequential index {idx} out of range for {n} modules")
-        return list(self._modules.values())[i % n]
+        return list(self._modules.values())[i % n]  # type: ignore[return-value]
 
-    def append(self, module):
+    def append(self, module: Module) -> Sequential:
+        """Add ``module`` at the end (named by its position); returns self."""
         self.add_module(str(len(self)), module)
         return self
 
-    def forward(self, input):
+    def forward(self, input: Any) -> Any:
         for m in self._modules.values():
-            input = m(input)
+            input = m(input)  # type: ignore[misc]  # no None children here
         return input
 
 
 class ModuleList(Module):
-    """A list of modules whose parameters are registered (names "0", "1", ...)."""
+    """A list of modules whose parameters are registered (names "0", "1", ...).
 
-    def __init__(self, modules=None):
+    >>> blocks = nn.ModuleList([nn.Linear(4, 4) for _ in range(3)])
+    >>> len(blocks), blocks.num_parameters()
+    (3, 60)
+    """
+
+    def __init__(self, modules: Optional[Iterable[Module]] = None) -> None:
         super().__init__()
         if modules is not None:
             self.extend(modules)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._modules)
 
-    def __iter__(self):
-        return iter(self._modules.values())
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())  # type: ignore[arg-type]  # no None entries here
 
-    def __getitem__(self, idx):
+    @overload
+    def __getitem__(self, idx: slice) -> ModuleList: ...
+
+    @overload
+    def __getitem__(self, idx: int) -> Module: ...
+
+    def __getitem__(self, idx: Union[int, slice]) -> Union[Module, ModuleList]:
         if isinstance(idx, slice):
-            return ModuleList(list(self._modules.values())[idx])
+            return ModuleList(list(self._modules.values())[idx])  # type: ignore[arg-type]
         n = len(self._modules)
         i = as_int(idx, "index", "ModuleList")
         if not -n <= i < n:
             raise IndexError(f"ModuleList index {idx} out of range for {n} modules")
-        return list(self._modules.values())[i % n]
+        return list(self._modules.values())[i % n]  # type: ignore[return-value]
 
-    def __setitem__(self, idx, module):
+    def __setitem__(self, idx: int, module: Module) -> None:
         n = len(self._modules)
         i = as_int(idx, "index", "ModuleList") % max(n, 1)
         self.add_module(str(i), module)
 
-    def append(self, module):
+    def append(self, module: Module) -> ModuleList:
+        """Add ``module`` at the end; returns self."""
         self.add_module(str(len(self)), module)
         return self
 
-    def extend(self, modules):
+    def extend(self, modules: Iterable[Module]) -> ModuleList:
+        """Append every module of ``modules``; returns self."""
         for m in modules:
             self.append(m)
         return self
 
-    def insert(self, index, module):
+    def insert(self, index: int, module: Module) -> None:
+        """Insert ``module`` before position ``index`` (the others are renumbered)."""
         mods = list(self._modules.values())
         mods.insert(index, module)
         self._modules.clear()

@@ -1,35 +1,63 @@
-"""``Module`` and ``Parameter``: PyTorch's module protocol on NumPy arrays."""
+"""``Module`` and ``Parameter``: PyTorch's module protocol on NumPy arrays.
+
+>>> class TinyNet(nn.Module):
+...     def __init__(self):
+...         super().__init__()
+...         self.conv = nn.Conv2d(1, 4, 3, padding=1)
+...         self.fc = nn.Linear(4 * 8 * 8, 10)
+...     def forward(self, x):
+...         return self.fc(F.relu(self.conv(x)).flatten(1))
+>>> net = TinyNet()
+>>> list(net.state_dict())
+['conv.weight', 'conv.bias', 'fc.weight', 'fc.bias']
+>>> net(np.zeros((2, 1, 8, 8), np.float32)).shape
+(2, 10)
+"""
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any, Callable, Iterator, Mapping, Optional, TypeVar, Union
 
 import numpy as np
 
+from .._typing import DTypeLike, TensorLike
 from ..tensor import Tensor
+
+_M = TypeVar("_M", bound="Module")
 
 
 class Parameter(Tensor):
-    """A Tensor that is a module's trainable parameter (requires grad by default)."""
+    """A Tensor that is a module's trainable parameter (requires grad by default).
+
+    Assigning one to a :class:`Module` attribute registers it under that name.
+
+    >>> p = nn.Parameter(np.zeros((2, 3), np.float32))
+    >>> p.requires_grad, p.shape
+    (True, (2, 3))
+    """
 
     __slots__ = ()
 
-    def __init__(self, data=None, requires_grad: bool = True):
+    def __init__(self, data: Optional[TensorLike] = None, requires_grad: bool = True) -> None:
         if data is None:
             data = np.empty((0,), np.float32)
         if isinstance(data, Tensor):
             data = data.data
         super().__init__(np.asarray(data), requires_grad=requires_grad)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
 
 
 class _RemovableHandle:
-    def __init__(self, hooks, key):
+    """Returned by :meth:`Module.register_forward_hook`; ``remove()`` unregisters the hook."""
+
+    def __init__(self, hooks: dict[int, Any], key: int) -> None:
         self._hooks, self._key = hooks, key
 
-    def remove(self):
+    def remove(self) -> None:
+        """Unregister the hook (idempotent)."""
         self._hooks.pop(self._key, None)
 
 
@@ -38,11 +66,27 @@ class Module:
 
     Assigning a :class:`Parameter` or a Module to an attribute registers it;
     ``register_buffer`` adds non-trainable state (saved in ``state_dict``).
+    Subclasses call ``super().__init__()`` first and define ``forward``;
+    calling the module runs ``forward`` and then any forward hooks.
+
+    >>> m = nn.Sequential(nn.Linear(3, 2), nn.ReLU())
+    >>> [name for name, _ in m.named_parameters()]
+    ['0.weight', '0.bias']
+    >>> m.num_parameters(), m.eval().training
+    (8, False)
     """
 
     _version = 0
 
-    def __init__(self):
+    training: bool
+    _parameters: OrderedDict[str, Optional[Parameter]]
+    _buffers: OrderedDict[str, Optional[np.ndarray]]
+    _non_persistent: set[str]
+    _modules: OrderedDict[str, Optional[Module]]
+    _forward_hooks: OrderedDict[int, Callable[..., Any]]
+    _hook_id: int
+
+    def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_non_persistent", set())
@@ -52,7 +96,7 @@ class Module:
         object.__setattr__(self, "training", True)
 
     # --- registration -------------------------------------------------------
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
             raise AttributeError("cannot assign to a Module before Module.__init__() is called")
         params, buffers, modules = self._parameters, self._buffers, self._modules
@@ -78,37 +122,46 @@ class Module:
             object.__setattr__(self, name, value)
 
     @staticmethod
-    def _remove_from(name, *dicts):
+    def _remove_from(name: str, *dicts: dict[str, Any]) -> None:
         for d in dicts:
             d.pop(name, None)
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         d = self.__dict__
         for key in ("_parameters", "_buffers", "_modules"):
             if key in d and name in d[key]:
                 return d[key][name]
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
-    def __delattr__(self, name):
+    def __delattr__(self, name: str) -> None:
         for d in (self._parameters, self._buffers, self._modules):
             if name in d:
                 del d[name]
                 return
         object.__delattr__(self, name)
 
-    def register_parameter(self, name: str, param):
+    def register_parameter(self, name: str, param: Optional[Parameter]) -> None:
+        """Register ``param`` (a :class:`Parameter` or None) under ``name``."""
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter: '{name}' must be a Parameter or None, got {type(param).__name__}")
         self._parameters[name] = param
 
-    def register_buffer(self, name: str, array, persistent: bool = True):
+    def register_buffer(self, name: str, array: Union[np.ndarray, Tensor, None], persistent: bool = True) -> None:
+        """Register non-trainable state (an ndarray or None); ``persistent=False`` keeps it out of ``state_dict``.
+
+        >>> m = nn.Module()
+        >>> m.register_buffer("steps", np.zeros((), np.int64))
+        >>> list(m.state_dict())
+        ['steps']
+        """
         if array is not None and not isinstance(array, (np.ndarray, Tensor)):
             raise TypeError(f"register_buffer: '{name}' must be an array or None, got {type(array).__name__}")
         self._buffers[name] = array.data if isinstance(array, Tensor) else array
         if not persistent:
             self._non_persistent.add(name)
 
-    def add_module(self, name: str, module):
+    def add_module(self, name: str, module: Optional[Module]) -> None:
+        """Register a child module (or None) under ``name``; ``register_module`` is an alias."""
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module: '{name}' must be a Module or None, got {type(module).__name__}")
         self._modules[name] = module
@@ -116,10 +169,11 @@ class Module:
     register_module = add_module
 
     # --- calling ------------------------------------------------------------
-    def forward(self, *args, **kwargs):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The computation; subclasses override it (call the module, not ``forward``)."""
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         out = self.forward(*args, **kwargs)
         if not self._forward_hooks:
             return out
@@ -129,15 +183,27 @@ class Module:
                 out = r
         return out
 
-    def register_forward_hook(self, hook):
-        """``hook(module, inputs, output)`` after every forward; returns a handle with ``remove()``."""
+    def register_forward_hook(self, hook: Callable[[Module, tuple[Any, ...], Any], Any]) -> _RemovableHandle:
+        """``hook(module, inputs, output)`` after every forward; returns a handle with ``remove()``.
+
+        A hook returning something other than None replaces the output.
+
+        >>> m = nn.ReLU()
+        >>> shapes = []
+        >>> h = m.register_forward_hook(lambda mod, inputs, out: shapes.append(out.shape))
+        >>> _ = m(np.zeros((2, 3)))
+        >>> h.remove()
+        >>> shapes
+        [(2, 3)]
+        """
         key = self._hook_id
         object.__setattr__(self, "_hook_id", key + 1)
         self._forward_hooks[key] = hook
         return _RemovableHandle(self._forward_hooks, key)
 
     # --- traversal ------------------------------------------------------------
-    def named_modules(self, memo=None, prefix: str = ""):
+    def named_modules(self, memo: Optional[set[int]] = None, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """(qualified name, module) for this module ("" or ``prefix``) and every descendant, each once."""
         if memo is None:
             memo = set()
         if id(self) in memo:
@@ -149,22 +215,25 @@ class Module:
                 continue
             yield from m.named_modules(memo, f"{prefix}.{name}" if prefix else name)
 
-    def modules(self):
+    def modules(self) -> Iterator[Module]:
+        """This module and every descendant, each once."""
         for _, m in self.named_modules():
             yield m
 
-    def named_children(self):
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        """(name, module) of the direct children."""
         seen = set()
         for name, m in self._modules.items():
             if m is not None and id(m) not in seen:
                 seen.add(id(m))
                 yield name, m
 
-    def children(self):
+    def children(self) -> Iterator[Module]:
+        """The direct children."""
         for _, m in self.named_children():
             yield m
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True):
+    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
         """(name, Parameter) pairs; a parameter shared by several modules appears once."""
         seen = set()
         mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
@@ -175,11 +244,13 @@ class Module:
                 seen.add(id(p))
                 yield (f"{mprefix}.{name}" if mprefix else name), p
 
-    def parameters(self, recurse: bool = True):
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        """Every parameter (shared ones once), e.g. for an optimiser."""
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self, prefix: str = "", recurse: bool = True):
+    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, np.ndarray]]:
+        """(name, array) of every buffer (e.g. BatchNorm2d's running statistics)."""
         seen = set()
         mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
         for mprefix, m in mods:
@@ -189,7 +260,8 @@ class Module:
                 seen.add(id(b))
                 yield (f"{mprefix}.{name}" if mprefix else name), b
 
-    def buffers(self, recurse: bool = True):
+    def buffers(self, recurse: bool = True) -> Iterator[np.ndarray]:
+        """Every buffer array."""
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
@@ -198,22 +270,25 @@ class Module:
         return int(sum(p.data.size for p in self.parameters() if p.requires_grad or not trainable_only))
 
     # --- modes ----------------------------------------------------------------
-    def train(self, mode: bool = True):
+    def train(self: _M, mode: bool = True) -> _M:
+        """Set training mode (dropout active, batch statistics) on this module and all descendants; returns self."""
         if not isinstance(mode, bool):
             raise TypeError(f"train: mode must be a bool, got {mode!r}")
         for m in self.modules():
             object.__setattr__(m, "training", mode)
         return self
 
-    def eval(self):
+    def eval(self: _M) -> _M:
+        """``train(False)``: inference mode; returns self."""
         return self.train(False)
 
-    def requires_grad_(self, requires_grad: bool = True):
+    def requires_grad_(self: _M, requires_grad: bool = True) -> _M:
+        """Set ``requires_grad`` of every parameter (e.g. to freeze a model); returns self."""
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
 
-    def zero_grad(self, set_to_none: bool = True):
+    def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset every parameter's gradient (to None by default, as PyTorch)."""
         for p in self.parameters():
             if set_to_none or p.grad is None:
@@ -221,14 +296,15 @@ class Module:
             else:
                 p.grad = np.zeros_like(p.data)
 
-    def apply(self, fn):
+    def apply(self: _M, fn: Callable[[Module], Any]) -> _M:
+        """Call ``fn`` on every descendant and then on this module (e.g. custom initialisation); returns self."""
         for m in self.children():
             m.apply(fn)
         fn(self)
         return self
 
     # --- dtype -----------------------------------------------------------------
-    def to(self, dtype):
+    def to(self: _M, dtype: DTypeLike) -> _M:
         """Cast floating-point parameters and buffers to ``dtype`` (float32 or float64)."""
         dt = np.dtype(dtype)
         if dt not in (np.float32, np.float64):
@@ -245,19 +321,27 @@ class Module:
             m._on_params_changed()
         return self
 
-    def float(self):
+    def float(self: _M) -> _M:
+        """``to(np.float32)``."""
         return self.to(np.float32)
 
-    def double(self):
+    def double(self: _M) -> _M:
+        """``to(np.float64)``."""
         return self.to(np.float64)
 
-    def _on_params_changed(self):
+    def _on_params_changed(self) -> None:
         """Hook for modules that cache derived state (packed weights)."""
 
     # --- state -------------------------------------------------------------------
-    def state_dict(self, prefix: str = ""):
-        """Ordered {name: ndarray} of parameters and persistent buffers (PyTorch's names)."""
-        out = OrderedDict()
+    def state_dict(self, prefix: str = "") -> OrderedDict[str, np.ndarray]:
+        """Ordered {name: ndarray} of parameters and persistent buffers (PyTorch's names).
+
+        The arrays are the module's own (not copies).
+
+        >>> list(nn.BatchNorm2d(3).state_dict())
+        ['weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked']
+        """
+        out: OrderedDict[str, np.ndarray] = OrderedDict()
         for mprefix, m in self.named_modules(prefix=prefix.rstrip(".")):
             for name, p in m._parameters.items():
                 if p is not None:
@@ -267,16 +351,22 @@ class Module:
                     out[f"{mprefix}.{name}" if mprefix else name] = b
         return out
 
-    def load_state_dict(self, state_dict, strict: bool = True):
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> tuple[list[str], list[str]]:
         """Copy arrays into this module's parameters and buffers.
 
         Values may be ndarrays, Tensors or anything with ``.numpy()`` (e.g. a
         torch tensor). With ``strict``, a ``ValueError`` lists every missing and
         unexpected key; shape mismatches are always an error. Returns
         ``(missing_keys, unexpected_keys)``.
+
+        >>> a, b = nn.Linear(3, 2), nn.Linear(3, 2)
+        >>> b.load_state_dict(a.state_dict())
+        ([], [])
+        >>> bool((a.weight.data == b.weight.data).all())
+        True
         """
         own = self.state_dict()
-        given = OrderedDict()
+        given: OrderedDict[str, np.ndarray] = OrderedDict()
         for k, v in state_dict.items():
             if isinstance(v, Tensor):
                 v = v.data
@@ -317,9 +407,10 @@ class Module:
 
     # --- printing ------------------------------------------------------------------
     def extra_repr(self) -> str:
+        """The text inside this module's ``repr`` parentheses (subclasses override it)."""
         return ""
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         lines = []
         for name, m in self._modules.items():
             body = repr(m).replace("\n", "\n  ")
@@ -329,12 +420,12 @@ class Module:
             return head + ")"
         return head + "\n  " + "\n  ".join(lines) + "\n)"
 
-    def __dir__(self):
+    def __dir__(self) -> list[str]:
         return sorted(set(super().__dir__()) | set(self._parameters) | set(self._buffers) | set(self._modules))
 
     # pickling: plain state (arrays), no native handles
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         return self.__dict__.copy()
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)

@@ -9,19 +9,37 @@ Adam (torch.optim.Adam):
     g = grad + weight_decay * p
     m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g * g
     p -= lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
+
+A training step, as in PyTorch:
+
+>>> model = nn.Linear(4, 2)
+>>> opt = fastconv.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+>>> x, target = np.ones((8, 4), np.float32), np.zeros(8, np.int64)
+>>> opt.zero_grad()
+>>> loss = F.cross_entropy(model(x), target)
+>>> loss.backward()
+>>> opt.step()
+>>> bool(F.cross_entropy(model(x), target).item() < loss.item())
+True
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+from typing import Any, Callable, Dict, Iterable, Optional, Union
 
 import numpy as np
 
 from ..tensor import Tensor
 
+#: What an optimiser takes: Parameters (or Tensors), or dicts with a "params" entry and per-group options.
+ParamsT = Union[Iterable[Tensor], Iterable[Dict[str, Any]]]
 
-def _num(v, name, cls, lo=0.0, hi=None, hi_open=False):
+
+def _num(
+    v: Any, name: str, cls: str, lo: float = 0.0, hi: Optional[float] = None, hi_open: bool = False
+) -> float:
     if not isinstance(v, numbers.Real) or isinstance(v, bool):
         raise TypeError(f"{cls}: {name} must be a number, got {v!r}")
     v = float(v)
@@ -32,15 +50,20 @@ def _num(v, name, cls, lo=0.0, hi=None, hi_open=False):
 
 
 class Optimizer:
-    """Base class: parameter groups, per-parameter state, ``zero_grad``."""
+    """Base class: parameter groups, per-parameter state, ``zero_grad``.
 
-    def __init__(self, params, defaults):
+    ``params`` is an iterable of Parameters, or of dicts each holding a
+    ``"params"`` list and options that override ``defaults`` for that group.
+    ``state`` maps ``id(parameter)`` to that parameter's buffers.
+    """
+
+    def __init__(self, params: ParamsT, defaults: Dict[str, Any]) -> None:
         self.defaults = dict(defaults)
-        self.state = {}
-        self.param_groups = []
+        self.state: dict[int, dict[str, Any]] = {}
+        self.param_groups: list[dict[str, Any]] = []
         if isinstance(params, Tensor):
             raise TypeError(f"{type(self).__name__}: params must be an iterable of Parameters or dicts, got a Tensor")
-        groups = list(params)
+        groups: list[Any] = list(params)
         if not groups:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
         if not isinstance(groups[0], dict):
@@ -48,7 +71,15 @@ class Optimizer:
         for g in groups:
             self.add_param_group(g)
 
-    def add_param_group(self, group):
+    def add_param_group(self, group: Dict[str, Any]) -> None:
+        """Add a group ``{"params": [...], option: value, ...}``; missing options take the defaults.
+
+        >>> a, b = nn.Linear(2, 2), nn.Linear(2, 2)
+        >>> opt = fastconv.optim.SGD(a.parameters(), lr=0.1)
+        >>> opt.add_param_group({"params": b.parameters(), "lr": 0.01})
+        >>> [g["lr"] for g in opt.param_groups]
+        [0.1, 0.01]
+        """
         group = dict(group)
         params = group["params"]
         params = [params] if isinstance(params, Tensor) else list(params)
@@ -66,10 +97,11 @@ class Optimizer:
         self._check_group(group)
         self.param_groups.append(group)
 
-    def _check_group(self, group):
+    def _check_group(self, group: Dict[str, Any]) -> None:
         pass
 
-    def zero_grad(self, set_to_none: bool = True):
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset the gradients of every parameter (to None by default, as PyTorch)."""
         for g in self.param_groups:
             for p in g["params"]:
                 if set_to_none or p.grad is None:
@@ -77,8 +109,9 @@ class Optimizer:
                 else:
                     p.grad = np.zeros_like(p.data)
 
-    def state_dict(self):
-        index = {}
+    def state_dict(self) -> dict[str, Any]:
+        """``{"state": {index: buffers}, "param_groups": [...]}``, parameters numbered in group order (as PyTorch)."""
+        index: dict[int, int] = {}
         for g in self.param_groups:
             for p in g["params"]:
                 index.setdefault(id(p), len(index))
@@ -90,7 +123,8 @@ class Optimizer:
             ],
         }
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        """Restore options and buffers from :meth:`state_dict` (the same parameter layout)."""
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups):
             raise ValueError("load_state_dict: the number of parameter groups differs")
@@ -103,19 +137,38 @@ class Optimizer:
         for i, s in state_dict["state"].items():
             self.state[id(params[int(i)])] = {k: (np.array(v) if isinstance(v, np.ndarray) else v) for k, v in s.items()}
 
-    def step(self):  # pragma: no cover - abstract
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:  # pragma: no cover - abstract
+        """Update every parameter that has a gradient; returns ``closure()`` if given."""
         raise NotImplementedError
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent with momentum / dampening / Nesterov / weight decay."""
+    """Stochastic gradient descent with momentum / dampening / Nesterov / weight decay.
 
-    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False):
+    Update rule as ``torch.optim.SGD`` (see the module docstring).
+
+    >>> p = nn.Parameter(np.array([1.0, 2.0], np.float32))
+    >>> p.grad = np.array([1.0, -1.0], np.float32)
+    >>> fastconv.optim.SGD([p], lr=0.5).step()
+    >>> p.tolist()
+    [0.5, 2.5]
+    """
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        maximize: bool = False,
+    ) -> None:
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize)
         super().__init__(params, defaults)
 
-    def _check_group(self, g):
+    def _check_group(self, g: Dict[str, Any]) -> None:
         g["lr"] = _num(g["lr"], "learning rate", "SGD")
         g["momentum"] = _num(g["momentum"], "momentum value", "SGD")
         g["dampening"] = _num(g["dampening"], "dampening", "SGD")
@@ -123,7 +176,8 @@ class SGD(Optimizer):
         if g["nesterov"] and (g["momentum"] <= 0 or g["dampening"] != 0):
             raise ValueError("SGD: Nesterov momentum requires a momentum and zero dampening")
 
-    def step(self, closure=None):
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
+        """One SGD update of every parameter with a gradient; returns ``closure()`` if given."""
         loss = closure() if closure is not None else None
         for g in self.param_groups:
             lr, mom, damp, wd = g["lr"], g["momentum"], g["dampening"], g["weight_decay"]
@@ -149,13 +203,30 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba) with L2 weight decay, as ``torch.optim.Adam``."""
+    """Adam (Kingma & Ba) with L2 weight decay, as ``torch.optim.Adam``.
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, maximize=False):
+    The first step moves each parameter by about ``lr`` against its gradient's sign:
+
+    >>> p = nn.Parameter(np.array([1.0, 1.0], np.float32))
+    >>> p.grad = np.array([3.0, -0.5], np.float32)
+    >>> fastconv.optim.Adam([p], lr=0.1).step()
+    >>> print(p.data)
+    [0.9 1.1]
+    """
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        maximize: bool = False,
+    ) -> None:
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults)
 
-    def _check_group(self, g):
+    def _check_group(self, g: Dict[str, Any]) -> None:
         g["lr"] = _num(g["lr"], "learning rate", "Adam")
         g["eps"] = _num(g["eps"], "epsilon value", "Adam")
         b = tuple(g["betas"])
@@ -165,7 +236,8 @@ class Adam(Optimizer):
                       _num(b[1], "beta parameter at index 1", "Adam", 0.0, 1.0, True))
         g["weight_decay"] = _num(g["weight_decay"], "weight_decay value", "Adam")
 
-    def step(self, closure=None):
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
+        """One Adam update of every parameter with a gradient; returns ``closure()`` if given."""
         loss = closure() if closure is not None else None
         for g in self.param_groups:
             lr, (b1, b2), eps, wd = g["lr"], g["betas"], g["eps"], g["weight_decay"]
