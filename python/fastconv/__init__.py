@@ -16,6 +16,8 @@ Subpackages: :mod:`fastconv.functional` (ops on NumPy arrays or Tensors),
 (2, 8)
 """
 
+from typing import Any
+
 from . import _core
 from . import functional
 from . import nn
@@ -57,3 +59,16 @@ __all__ = [
     "set_num_threads",
     "__version__",
 ]
+
+# Optional-feature modules load on first use, so ``import fastconv`` stays as
+# light as NumPy allows: ``fastconv.onnx`` (needs the onnx package),
+# ``fastconv.viz`` (matplotlib) and ``fastconv.distributed`` (dask).
+_LAZY_SUBMODULES = ("onnx", "viz", "distributed")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
