@@ -74,3 +74,13 @@ def test_summary_restores_mode_and_rejects_bad_input():
         fastconv.summary(object(), (1, 1, 32, 32))
     with pytest.raises(ValueError):
         fastconv.summary(m, (0, 1, 32, 32))
+
+
+def test_summary_restores_mixed_training_modes():
+    m = fastconv.models.CifarVGG(batch_norm=True)
+    m.train()
+    bn = [mod for mod in m.modules() if isinstance(mod, fastconv.nn.BatchNorm2d)]
+    bn[0].eval()  # e.g. frozen batch-norm statistics in one layer
+    before = [mod.training for mod in m.modules()]
+    fastconv.summary(m, (1, 3, 32, 32))
+    assert [mod.training for mod in m.modules()] == before

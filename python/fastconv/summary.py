@@ -250,7 +250,7 @@ def summary(model: Module, input_shape: Sequence[int], dtype: DTypeLike = np.flo
                                    int(n_params), int(macs), rf))
 
     handles = [m.register_forward_hook(hook) for m in leaves]
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]  # restored one by one: modes may be mixed
     model.eval()
     try:
         x = Tensor(np.zeros(input_shape, dtype=dtype), requires_grad=True)
@@ -261,7 +261,8 @@ def summary(model: Module, input_shape: Sequence[int], dtype: DTypeLike = np.flo
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
+        for m, mode in modes:
+            m.training = mode
 
     # parameters that no traced leaf owns (e.g. used directly in a custom forward)
     all_params = list(model.parameters())

@@ -137,6 +137,29 @@ class Optimizer:
         for i, s in state_dict["state"].items():
             self.state[id(params[int(i)])] = {k: (np.array(v) if isinstance(v, np.ndarray) else v) for k, v in s.items()}
 
+    # Pickling and deepcopy: ``state`` is keyed by id(parameter), which a copy
+    # does not keep, so it travels keyed by the parameter's position across the
+    # groups (as in state_dict) and is re-keyed to the copies' ids on arrival.
+    def __getstate__(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        index: dict[int, int] = {}
+        for g in self.param_groups:
+            for p in g["params"]:
+                index.setdefault(id(p), len(index))
+        d["state"] = {index[pid]: s for pid, s in self.state.items() if pid in index}
+        return d
+
+    def __setstate__(self, d: dict[str, Any]) -> None:
+        self.__dict__.update(d)
+        params: list[Any] = []
+        seen: set[int] = set()
+        for g in self.param_groups:
+            for p in g["params"]:
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    params.append(p)
+        self.state = {id(params[i]): s for i, s in d["state"].items()}
+
     def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:  # pragma: no cover - abstract
         """Update every parameter that has a gradient; returns ``closure()`` if given."""
         raise NotImplementedError
