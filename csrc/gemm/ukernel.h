@@ -44,6 +44,13 @@ using GemvFn = void (*)(int64_t n, int64_t k, const T* w, int64_t ldw, const T* 
 template <typename T>
 using Dot4x3Fn = void (*)(int64_t len, const T* const* a, const T* const* b, T* out);
 
+// Transpose a block: dst[c*ldd + r] = src[r*lds + c], r < rows, c < cols.
+// Packing panels whose source runs along the reduction (B~ of weight
+// gradients, X^T of linear) goes through it: rows are gathered contiguously,
+// then turned with register transposes instead of one strided store each.
+template <typename T>
+using TransposeFn = void (*)(int64_t rows, int64_t cols, const T* src, int64_t lds, T* dst, int64_t ldd);
+
 template <typename T>
 struct GemmKernel {
   UKernelFn<T> ukernel;
@@ -55,6 +62,7 @@ struct GemmKernel {
   const char* name; // e.g. "sgemm_ukernel_6x16__avx2"
   UKernelRowsFn<T> ukernel_rows;
   int rows_mr;      // rows of A per ukernel_rows tile (its width is nr)
+  TransposeFn<T> transpose;
 };
 
 // FMA throughput probe: `iters` rounds of independent float FMAs on this

@@ -9,6 +9,7 @@
 #include <immintrin.h>
 
 #include "gemm/ukernel.h"
+#include "gemm/ukernel_ref.h"
 
 namespace fastconv {
 
@@ -187,6 +188,13 @@ void dgemm_ukernel_rows_8x16__avx512(int64_t kc, const double* a, int64_t lda, c
       _mm512_setzero_pd());
 }
 
+void stranspose__avx512(int64_t rows, int64_t cols, const float* s, int64_t lds, float* d, int64_t ldd) {
+  ref::transpose<float>(rows, cols, s, lds, d, ldd);
+}
+void dtranspose__avx512(int64_t rows, int64_t cols, const double* s, int64_t lds, double* d, int64_t ldd) {
+  ref::transpose<double>(rows, cols, s, lds, d, ldd);
+}
+
 // FMA peak probe (ukernel_templates.h).
 double fma_probe__avx512(int64_t iters, float* sink) {
   return fma_probe_body<24, 16, __m512>(
@@ -199,9 +207,11 @@ double fma_probe__avx512(int64_t iters, float* sink) {
 const KernelTable kAvx512 = {
     "avx512",
     {sgemm_ukernel_12x32__avx512, sgemm_ukernel_off_12x32__avx512, sgemv__avx512, sdot4x3__avx512, 12, 32, 192, 144,
-     4096, "sgemm_ukernel_12x32__avx512", sgemm_ukernel_rows_8x32__avx512, 8},
+     4096, "sgemm_ukernel_12x32__avx512", sgemm_ukernel_rows_8x32__avx512, 8,
+     stranspose__avx512},
     {dgemm_ukernel_12x16__avx512, dgemm_ukernel_off_12x16__avx512, dgemv__avx512, ddot4x3__avx512, 12, 16, 192, 72,
-     2048, "dgemm_ukernel_12x16__avx512", dgemm_ukernel_rows_8x16__avx512, 8},
+     2048, "dgemm_ukernel_12x16__avx512", dgemm_ukernel_rows_8x16__avx512, 8,
+     dtranspose__avx512},
     fma_probe__avx512,
 };
 

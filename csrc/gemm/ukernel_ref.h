@@ -84,6 +84,18 @@ void ukernel_rows(int64_t kc, const T* __restrict a, int64_t lda, const T* __res
   }
 }
 
+// dst[c*ldd + r] = src[r*lds + c], in 8x8 blocks (each block's reads and
+// writes stay within a few cache lines).
+template <typename T>
+void transpose(int64_t rows, int64_t cols, const T* __restrict src, int64_t lds, T* __restrict dst, int64_t ldd) {
+  for (int64_t r0 = 0; r0 < rows; r0 += 8)
+    for (int64_t c0 = 0; c0 < cols; c0 += 8) {
+      const int64_t r1 = r0 + 8 < rows ? r0 + 8 : rows, c1 = c0 + 8 < cols ? c0 + 8 : cols;
+      for (int64_t c = c0; c < c1; ++c)
+        for (int64_t r = r0; r < r1; ++r) dst[c * ldd + r] = src[r * lds + c];
+    }
+}
+
 // y[j] = sum_k w[j*ldw + k] * x[k]. LANES independent partial sums (the
 // compiler may not reassociate one running sum), combined in a fixed order.
 template <typename T, int LANES>

@@ -33,6 +33,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <vector>
 
 #include "common/buffer.h"
 #include "common/check.h"
@@ -276,6 +277,9 @@ struct ADyRows {
 };
 
 // B~ for backward weight: B(r, k) = X_col[k][r0 + r] (X_col transposed).
+// Per panel, the NR im2col rows are walked into a row-major scratch block
+// (contiguous runs: plain copies), then turned into the k-major panel by the
+// ISA's block transpose.
 template <typename T>
 struct BIm2colT {
   const Im2colGeom* g;
@@ -283,21 +287,30 @@ struct BIm2colT {
   const T* xg;
   int64_t r0;
   int NR;
+  TransposeFn<T> transpose;
   void pack(int64_t p0, int64_t kb, int64_t j0, int64_t nb, T* buf) const {
-    for (int64_t jj = 0; jj < round_up(nb, NR); ++jj) {
-      T* d = buf + (jj / NR) * NR * kb + (jj % NR);  // element t at d[t*NR]
-      if (jj >= nb) {
-        for (int64_t t = 0; t < kb; ++t) d[t * NR] = T(0);
-        continue;
+    thread_local std::vector<T> scratch;
+    if (scratch.size() < size_t(NR * kb)) scratch.resize(size_t(NR * kb));
+    T* tmp = scratch.data();
+    for (int64_t q = 0; q * NR < nb; ++q) {
+      const int64_t cols = std::min<int64_t>(NR, nb - q * NR);
+      for (int64_t c = 0; c < NR; ++c) {
+        T* d = tmp + c * kb;
+        if (c >= cols) {
+          std::fill(d, d + kb, T(0));
+          continue;
+        }
+        auto zero = [&](int64_t t, int64_t cnt) { std::fill(d + t, d + t + cnt, T(0)); };
+        auto run = [&](int64_t t, int64_t cnt, int64_t idx, int64_t st) {
+          const T* src = xg + idx;
+          if (st == 1)
+            std::memcpy(d + t, src, sizeof(T) * size_t(cnt));
+          else
+            for (int64_t s = 0; s < cnt; ++s) d[t + s] = src[s * st];
+        };
+        walk_row(*g, rows[j0 + q * NR + c], r0 + p0, kb, zero, run);
       }
-      auto zero = [&](int64_t t, int64_t cnt) {
-        for (int64_t s = 0; s < cnt; ++s) d[(t + s) * NR] = T(0);
-      };
-      auto run = [&](int64_t t, int64_t cnt, int64_t idx, int64_t st) {
-        const T* src = xg + idx;
-        for (int64_t s = 0; s < cnt; ++s) d[(t + s) * NR] = src[s * st];
-      };
-      walk_row(*g, rows[j0 + jj], r0 + p0, kb, zero, run);
+      transpose(NR, kb, tmp, kb, buf + q * NR * kb, NR);  // buf[t*NR + c] = tmp[c*kb + t]
     }
   }
 };
@@ -471,7 +484,7 @@ void conv2d_backward_weight(T* dw, T* db, const T* dy, const T* x, const Conv2dP
     const int64_t n0 = r * per, n1 = std::min(p.N, n0 + per);
     T* out = (R > 1 ? partial.data() + r * dw_size : dw) + g * OCg * Kg;
     ADyRows<T> ap{dy, p.OC, P, g * OCg, n0 * P, kr.mr};
-    BIm2colT<T> bp{&geom, rows.data(), x + g * p.Cg() * p.H * p.W, n0 * P, kr.nr};
+    BIm2colT<T> bp{&geom, rows.data(), x + g * p.Cg() * p.H * p.W, n0 * P, kr.nr, kr.transpose};
     CRowMajor<T> cm{out, Kg};
     T* buf = scratch.data() + tid * (sa + sb);
     gemm_macro(kr, i0, i1, j0, j1, (n1 - n0) * P, ap, bp, cm, buf, buf + sa);

@@ -78,10 +78,7 @@ void linear_forward_rows(T* y, const T* x, const T* w, const T* b, const LinearP
       const int64_t s = t / panels, q = t % panels, pc = s * kc, kb = std::min(kc, IN - pc);
       T* d = bt.data() + pc * Bpad + q * NR * kb;
       const int cols = int(std::min<int64_t>(NR, p.B - q * NR));
-      for (int c = 0; c < cols; ++c) {
-        const T* src = x + (q * NR + c) * IN + pc;
-        for (int64_t k = 0; k < kb; ++k) d[k * NR + c] = src[k];
-      }
+      kr.transpose(cols, kb, x + q * NR * IN + pc, IN, d, NR);  // d[k*NR + c] = x[(q*NR + c)*IN + pc + k]
       for (int c = cols; c < NR; ++c)
         for (int64_t k = 0; k < kb; ++k) d[k * NR + c] = T(0);
     });
