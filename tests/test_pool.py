@@ -587,6 +587,34 @@ def test_max_pool2d_nan_and_inf(opts, dtype, rng):
     assert dx[0, 0, 3, 4] + dx[0, 0, 4, 5] > 0
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize(
+    "opts",
+    [dict(kernel_size=2), dict(kernel_size=3, stride=2), dict(kernel_size=(3, 2), stride=2),
+     dict(kernel_size=(2, 3), stride=2, padding=(1, 0)), dict(kernel_size=3, stride=2, ceil_mode=True)],
+    ids=["k2s2", "k3s2", "k3x2s2", "k2x3s2-padrows", "k3s2-ceil"],
+)
+@pytest.mark.parametrize("W", [16, 17, 19, 35, 55])
+def test_max_pool2d_stride2_rows_values_only(opts, W, dtype, isa, rng):
+    # the values-only stride-2 kernels for 2 and 3 columns (AVX2: rows reduced on
+    # whole vectors, blocks of 8 outputs, the last block overlapping): NaN, Inf and
+    # ties anywhere, including the first and last columns and overlapping blocks
+    x = normal((2, 3, 7, W), rng, dtype).round(1)  # rounding makes ties
+    x[0, 0, 1, 0] = np.nan
+    x[0, 0, 3, W - 1] = np.nan
+    x[0, 1, 2, W // 2] = np.inf
+    x[1, 0, 4, W - 2] = np.nan
+    x[1, 0, 4, W - 3] = np.inf
+    x[1, 1] = -np.inf
+    x[1, 2, :, 9] = np.nan  # a NaN column: several blocks take the NaN path
+    ry, _ = max_ref(x, opts)
+    y = F.max_pool2d(x, **opts)
+    assert np.array_equal(y, ry, equal_nan=True)
+    assert np.array_equal(np.isnan(y), np.isnan(ry))
+    y2, _ = F.max_pool2d(x, **opts, return_indices=True)
+    assert np.array_equal(y2, ry, equal_nan=True)
+
+
 def test_max_pool2d_nan_by_hand():
     x = np.array([[[[1.0, np.nan, 3.0, np.nan], [np.inf, 0.0, -np.inf, 2.0]]]], np.float32)
     y, ind = F.max_pool2d(x, 2, return_indices=True)

@@ -116,6 +116,58 @@ void max_s2(float* __restrict y, int64_t* __restrict ind, const float* __restric
   }
 }
 
+// Values only, the two commonest windows along the row: 2 and 3 columns at
+// stride 2 without column padding (LeNet's and VGG's 2x2/2, AlexNet's 3x3/2).
+// Per block of 8 outputs, the window's rows are reduced first on whole loaded
+// vectors (a = x[2q .. 2q+7], b = x[2q+8 .. 2q+15], and for 3 columns
+// a2 = x[2q+2 .. 2q+9], b2 = x[2q+9 .. 2q+16]), then the column taps are
+// picked out with one shuffle each in a common lane order, combined, and put
+// in output order by one permute. Every read is inside the row: taken only
+// when the last window ends inside it (not for a ceil_mode overhang). max_ps(v, cur) keeps cur on ties, like the
+// portable rule; a block whose inputs hold a NaN is redone by max_one, which
+// keeps the portable NaN rule exactly.
+bool max_s2_k23_values(float* __restrict y, const float* __restrict x, const Pool2dParams& p, const ColTap* taps,
+                       int64_t ntaps) {
+  if (p.sw != 2 || p.pw != 0 || p.dw != 1 || (p.KW != 2 && p.KW != 3) || p.OW < 8) return false;
+  if (2 * (p.OW - 1) + p.KW > p.W) return false;  // ceil_mode: the last window runs past the row
+  const bool three = p.KW == 3;
+  const __m256 ninf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int64_t oh = 0; oh < p.OH; ++oh) {
+    float* yr = y + oh * p.OW;
+    const int64_t hs = oh * p.sh - p.ph;
+    const int64_t h0 = first_tap(hs, p.dh);
+    int64_t kh0, kh1;
+    row_range(hs, p.KH, p.dh, p.H, kh0, kh1);
+    for (int64_t b = 0; b < p.OW; b += 8) {
+      const int64_t q = std::min(b, p.OW - 8);
+      __m256 va = ninf, vb = ninf, va2 = ninf, vb2 = ninf, nan = _mm256_setzero_ps();
+      for (int64_t kh = kh0; kh < kh1; ++kh) {
+        const float* r = x + (hs + kh * p.dh) * p.W + 2 * q;
+        const __m256 a = _mm256_loadu_ps(r), bb = _mm256_loadu_ps(r + 8);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(a, bb, _CMP_UNORD_Q));
+        va = _mm256_max_ps(a, va);
+        vb = _mm256_max_ps(bb, vb);
+        if (three) {
+          const __m256 a2 = _mm256_loadu_ps(r + 2), b2 = _mm256_loadu_ps(r + 9);
+          nan = _mm256_or_ps(nan, _mm256_cmp_ps(a2, b2, _CMP_UNORD_Q));
+          va2 = _mm256_max_ps(a2, va2);
+          vb2 = _mm256_max_ps(b2, vb2);
+        }
+      }
+      if (_mm256_movemask_ps(nan)) {
+        for (int64_t ow = q; ow < q + 8; ++ow) max_one<false>(yr, nullptr, x, p, taps, ntaps, hs, kh0, kh1, h0, ow);
+        continue;
+      }
+      // lane order [0 1 4 5 | 2 3 6 7] for all taps; tap order kw = 0, 1, 2
+      __m256 m = _mm256_shuffle_ps(va, vb, _MM_SHUFFLE(2, 0, 2, 0));
+      m = _mm256_max_ps(_mm256_shuffle_ps(va, vb, _MM_SHUFFLE(3, 1, 3, 1)), m);
+      if (three) m = _mm256_max_ps(_mm256_shuffle_ps(va2, vb2, _MM_SHUFFLE(3, 1, 2, 0)), m);
+      _mm256_storeu_ps(yr + q, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(m), _MM_SHUFFLE(3, 1, 2, 0))));
+    }
+  }
+  return true;
+}
+
 // Average pooling, stride 2, the same block scheme: per block of 8 outputs the
 // window's taps are summed in registers in the portable kernel's order (from 0,
 // kh then kw), then divided by PyTorch's divisor; the bits match the portable path.
@@ -175,7 +227,7 @@ bool fast_max_f32(float* y, int64_t* ind, const float* x, const Pool2dParams& p,
                   int64_t ntaps) {
   if (p.sw != 2) return false;
   if (!ind) {
-    max_s2<false>(y, nullptr, x, p, taps, ntaps);
+    if (!max_s2_k23_values(y, x, p, taps, ntaps)) max_s2<false>(y, nullptr, x, p, taps, ntaps);
     return true;
   }
   if (p.H * p.W >= (int64_t(1) << 31)) return false;  // indices ride in int32 lanes
