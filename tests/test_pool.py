@@ -615,6 +615,36 @@ def test_max_pool2d_stride2_rows_values_only(opts, W, dtype, isa, rng):
     assert np.array_equal(y2, ry, equal_nan=True)
 
 
+@pytest.mark.parametrize(
+    "opts",
+    [dict(kernel_size=2), dict(kernel_size=3, stride=2), dict(kernel_size=(3, 2), stride=2, padding=(1, 0)),
+     dict(kernel_size=(2, 3), stride=2, padding=(1, 0), count_include_pad=False),
+     dict(kernel_size=3, stride=2, ceil_mode=True), dict(kernel_size=2, divisor_override=3)],
+    ids=["k2s2", "k3s2", "k3x2s2-padrows", "k2x3s2-exclude-pad", "k3s2-ceil", "divisor"],
+)
+@pytest.mark.parametrize("W", [16, 19, 55])
+def test_avg_pool2d_stride2_same_bits_on_every_isa(opts, W, rng):
+    # the AVX2 stride-2 kernels add the taps in the portable order: every path gives the same bits
+    from fastconv import _core
+
+    x = normal((2, 3, 7, W), rng, np.float32)
+    x[0, 0, 2, 3] = np.nan
+    x[1, 1, 4, W - 1] = np.inf
+    before = _core.active_isa()
+    outs = {}
+    try:
+        for isa_name in _core.available_isas():
+            _core.set_isa(isa_name)
+            outs[isa_name] = F.avg_pool2d(x, **opts)
+    finally:
+        _core.set_isa(before)
+    ref = outs.pop("scalar")
+    for isa_name, y in outs.items():
+        assert np.array_equal(y.view(np.uint32), ref.view(np.uint32)), isa_name
+    r64 = avg_ref(x.astype(np.float64), opts)
+    assert np.array_equal(np.isnan(ref), np.isnan(r64)) and np.allclose(ref, r64, rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
 def test_max_pool2d_nan_by_hand():
     x = np.array([[[[1.0, np.nan, 3.0, np.nan], [np.inf, 0.0, -np.inf, 2.0]]]], np.float32)
     y, ind = F.max_pool2d(x, 2, return_indices=True)

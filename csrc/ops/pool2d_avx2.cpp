@@ -180,8 +180,43 @@ inline float avg_divisor(const Pool2dParams& p, int64_t hs, int64_t ow) {
                (std::min(ws + p.KW, p.W) - std::max<int64_t>(ws, 0)));
 }
 
+// Average pooling over 2 or 3 columns at stride 2 without column padding: each
+// window row is loaded once as whole vectors, its column taps picked out by
+// shuffles in a common lane order and added in the portable order (from 0,
+// kh then kw: the same bits), one permute per 8 outputs at the end.
+bool avg_s2_k23(float* __restrict y, const float* __restrict x, const Pool2dParams& p) {
+  if (p.sw != 2 || p.pw != 0 || (p.KW != 2 && p.KW != 3) || p.OW < 8) return false;
+  if (2 * (p.OW - 1) + p.KW > p.W) return false;  // ceil_mode: the last window runs past the row
+  const bool three = p.KW == 3;
+  for (int64_t oh = 0; oh < p.OH; ++oh) {
+    float* yr = y + oh * p.OW;
+    const int64_t hs = oh * p.sh - p.ph;
+    int64_t kh0, kh1;
+    row_range(hs, p.KH, 1, p.H, kh0, kh1);
+    for (int64_t b = 0; b < p.OW; b += 8) {
+      const int64_t q = std::min(b, p.OW - 8);
+      __m256 acc = _mm256_setzero_ps();
+      for (int64_t kh = kh0; kh < kh1; ++kh) {
+        const float* r = x + (hs + kh) * p.W + 2 * q;
+        const __m256 a = _mm256_loadu_ps(r), bb = _mm256_loadu_ps(r + 8);
+        acc = _mm256_add_ps(acc, _mm256_shuffle_ps(a, bb, _MM_SHUFFLE(2, 0, 2, 0)));
+        acc = _mm256_add_ps(acc, _mm256_shuffle_ps(a, bb, _MM_SHUFFLE(3, 1, 3, 1)));
+        if (three)
+          acc = _mm256_add_ps(acc, _mm256_shuffle_ps(_mm256_loadu_ps(r + 2), _mm256_loadu_ps(r + 9),
+                                                     _MM_SHUFFLE(3, 1, 2, 0)));
+      }
+      alignas(32) float div[8];
+      for (int l = 0; l < 8; ++l) div[l] = avg_divisor(p, hs, q + l);
+      const __m256 sum = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(acc), _MM_SHUFFLE(3, 1, 2, 0)));
+      _mm256_storeu_ps(yr + q, _mm256_div_ps(sum, _mm256_load_ps(div)));
+    }
+  }
+  return true;
+}
+
 bool fast_avg_f32(float* __restrict y, const float* __restrict x, const Pool2dParams& p, const ColTap* taps,
                   int64_t ntaps) {
+  if (avg_s2_k23(y, x, p)) return true;
   if (p.sw != 2 || p.OW < 8) return false;
   for (int64_t oh = 0; oh < p.OH; ++oh) {
     float* yr = y + oh * p.OW;
