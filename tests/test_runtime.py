@@ -213,3 +213,14 @@ def test_default_threads_without_omp_num_threads():
 def test_invalid_omp_num_threads_is_ignored(value):
     out = _run({"OMP_NUM_THREADS": value})
     assert out["threads"] >= 1
+
+
+def test_ukernel_gflops_diagnostic():
+    from fastconv import _core
+
+    for offsets in (False, True):
+        g = _core.ukernel_gflops(kc=64, panels=2, seconds=0.01, offsets=offsets)
+        assert 0 < g < 1e5
+    for bad in (dict(kc=0), dict(panels=0), dict(seconds=0), dict(kc=5000)):
+        with pytest.raises(ValueError, match="ukernel_gflops"):
+            _core.ukernel_gflops(**bad)

@@ -1,6 +1,7 @@
 // Runtime settings and build information.
 #include <algorithm>
 #include <chrono>
+#include <vector>
 #include "bindings/shim.h"
 #include "common/parallel.h"
 #include "cpu/cpu.h"
@@ -18,6 +19,39 @@ void register_runtime(py::module_& m) {
   m.def("set_isa", &set_isa, py::arg("isa"));
   m.def("active_isa", &active_isa);
   m.def("available_isas", &available_isas);
+  m.def(
+      "ukernel_gflops",
+      [](int64_t kc, int64_t panels, double seconds, bool offsets) {
+        // float micro-kernel throughput on packed panels (diagnostics for the
+        // benchmarks): `panels` A panels of MR x kc against one B panel of
+        // kc x NR, as the driver's inner loops run them (in-place B rows when
+        // `offsets`); GFLOP/s, best of repeated timings on this thread
+        if (kc < 1 || kc > 4096 || panels < 1 || panels > 4096 || !(seconds > 0 && seconds <= 10))
+          value_error("ukernel_gflops: kc in [1, 4096], panels in [1, 4096], seconds in (0, 10]");
+        const GemmKernel<float>& k = active_kernels().f32;
+        std::vector<float> a(size_t(panels * kc * k.mr), 0.5f), b(size_t(kc * k.nr + 64), 0.25f);
+        std::vector<float> c(size_t(panels * k.mr * k.nr), 0.0f);
+        std::vector<int64_t> offs(static_cast<size_t>(kc));
+        for (int64_t i = 0; i < kc; ++i) offs[size_t(i)] = i * k.nr;
+        py::gil_scoped_release nogil;
+        double best = 0;
+        const auto t_end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+        while (std::chrono::steady_clock::now() < t_end) {
+          const auto t0 = std::chrono::steady_clock::now();
+          for (int rep = 0; rep < 16; ++rep)
+            for (int64_t q = 0; q < panels; ++q) {
+              float* cq = c.data() + q * k.mr * k.nr;
+              if (offsets)
+                k.ukernel_off(kc, a.data() + q * kc * k.mr, b.data(), offs.data(), cq, k.nr, rep > 0);
+              else
+                k.ukernel(kc, a.data() + q * kc * k.mr, b.data(), cq, k.nr, rep > 0);
+            }
+          const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          best = std::max(best, 16.0 * panels * 2.0 * kc * k.mr * k.nr / dt * 1e-9);
+        }
+        return best;
+      },
+      py::arg("kc") = 256, py::arg("panels") = 24, py::arg("seconds") = 0.2, py::arg("offsets") = false);
   m.def(
       "fma_peak",
       [](double seconds) {

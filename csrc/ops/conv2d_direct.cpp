@@ -355,13 +355,23 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
                 panel[k * NR + l] = idx < x_total ? X[idx] : T(0);
               }
           }
-          for (int64_t ir = i0; ir < i1; ir += MR) {
-            int64_t ldc = JB;
-            T* c = cbuf + (ir - i0) * JB + (jt - jb);
-            if (tl.direct && ir < i_full) {  // a whole tile of y: write it in place
-              ldc = P;
-              c = yg + (tl.n * p.OC + ir) * P + tl.oh * p.OW + tl.ow0;
+          // where the MR x NR tile of rows [ir, ir + MR) lands: y itself, or the scratch block
+          T* const cdirect = tl.direct ? yg + tl.n * p.OC * P + tl.oh * p.OW + tl.ow0 : nullptr;
+          T* const cblock = cbuf + (jt - jb);
+          if (!a_rows && !over && !exact) {  // the common case: one tight loop
+            const T* xb = X + base;
+            const int64_t* ob = offs.data() + pc;
+            for (int64_t ir = i0; ir < i1; ir += MR) {
+              const bool in_y = cdirect && ir < i_full;
+              kr.ukernel_off(kb, ag + Mpad * pc + (ir / MR) * MR * kb, xb, ob,
+                             in_y ? cdirect + ir * P : cblock + (ir - i0) * JB, in_y ? P : JB, acc);
             }
+            continue;
+          }
+          for (int64_t ir = i0; ir < i1; ir += MR) {
+            const bool in_y = cdirect && ir < i_full;  // a whole tile of y: written in place
+            const int64_t ldc = in_y ? P : JB;
+            T* const c = in_y ? cdirect + ir * P : cblock + (ir - i0) * JB;
             if (a_rows) {
               const T* a = w + (g * M + ir) * K + pc;
               int64_t lda = K;
