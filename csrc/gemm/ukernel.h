@@ -44,6 +44,15 @@ using GemvFn = void (*)(int64_t n, int64_t k, const T* w, int64_t ldw, const T* 
 template <typename T>
 using Dot4x3Fn = void (*)(int64_t len, const T* const* a, const T* const* b, T* out);
 
+// Output-channel-vectorised tile for convolutions with few output channels:
+//   C[i][j] (+)= sum_k a[i][offs[k]] * b[k*NR + j],  i < gather_mr, j < NR
+// Rows i are output positions (a[i] points at position i's window origin in
+// the padded input; offs[k] is tap k's offset from it), columns j are output
+// channels (b: the weight transposed and packed, NR channels per row k).
+template <typename T>
+using UKernelGatherFn = void (*)(int64_t kc, const T* const* a, const int64_t* offs, const T* b, T* c, int64_t ldc,
+                                 bool accumulate);
+
 // Transpose a block: dst[c*ldd + r] = src[r*lds + c], r < rows, c < cols.
 // Packing panels whose source runs along the reduction (B~ of weight
 // gradients, X^T of linear) goes through it: rows are gathered contiguously,
@@ -63,6 +72,8 @@ struct GemmKernel {
   UKernelRowsFn<T> ukernel_rows;
   int rows_mr;      // rows of A per ukernel_rows tile (its width is nr)
   TransposeFn<T> transpose;
+  UKernelGatherFn<T> ukernel_gather;
+  int gather_mr;    // positions per ukernel_gather tile (its width is nr)
 };
 
 // FMA throughput probe: `iters` rounds of independent float FMAs on this

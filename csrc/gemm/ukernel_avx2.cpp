@@ -229,6 +229,25 @@ void dgemm_ukernel_rows_6x8__avx2(int64_t kc, const double* a, int64_t lda, cons
       _mm256_setzero_pd());
 }
 
+// Small-OC convolutions: 6 output positions x 16 output channels.
+void sgemm_ukernel_gather_6x16__avx2(int64_t kc, const float* const* a, const int64_t* offs, const float* b, float* c,
+                                     int64_t ldc, bool acc) {
+  gemm_gather_body<float, __m256, 6, 8>(
+      kc, a, offs, b, c, ldc, acc, [](const float* p) { return _mm256_loadu_ps(p); },
+      [](float v) { return _mm256_set1_ps(v); }, [](__m256 x, __m256 y, __m256 z) { return _mm256_fmadd_ps(x, y, z); },
+      [](__m256 x, __m256 y) { return _mm256_add_ps(x, y); }, [](float* p, __m256 v) { _mm256_storeu_ps(p, v); },
+      _mm256_setzero_ps());
+}
+void dgemm_ukernel_gather_6x8__avx2(int64_t kc, const double* const* a, const int64_t* offs, const double* b,
+                                    double* c, int64_t ldc, bool acc) {
+  gemm_gather_body<double, __m256d, 6, 4>(
+      kc, a, offs, b, c, ldc, acc, [](const double* p) { return _mm256_loadu_pd(p); },
+      [](double v) { return _mm256_set1_pd(v); },
+      [](__m256d x, __m256d y, __m256d z) { return _mm256_fmadd_pd(x, y, z); },
+      [](__m256d x, __m256d y) { return _mm256_add_pd(x, y); }, [](double* p, __m256d v) { _mm256_storeu_pd(p, v); },
+      _mm256_setzero_pd());
+}
+
 // 8x8 float transposes in registers (unpack, shuffle, lane swap); ragged
 // edges element by element.
 inline void transpose8x8(const float* s, int64_t lds, float* d, int64_t ldd) {
@@ -277,9 +296,11 @@ double fma_probe__avx2(int64_t iters, float* sink) {
 const KernelTable kAvx2 = {
     "avx2",
     {sgemm_ukernel_6x16__avx2, sgemm_ukernel_off_6x16__avx2, sgemv__avx2, sdot4x3__avx2, 6, 16, 256, 144, 4096, "sgemm_ukernel_6x16__avx2",
-     sgemm_ukernel_rows_6x16__avx2, 6, stranspose__avx2},
+     sgemm_ukernel_rows_6x16__avx2, 6, stranspose__avx2,
+     sgemm_ukernel_gather_6x16__avx2, 6},
     {dgemm_ukernel_6x8__avx2, dgemm_ukernel_off_6x8__avx2, dgemv__avx2, ddot4x3__avx2, 6, 8, 256, 72, 2048, "dgemm_ukernel_6x8__avx2",
-     dgemm_ukernel_rows_6x8__avx2, 6, dtranspose__avx2},
+     dgemm_ukernel_rows_6x8__avx2, 6, dtranspose__avx2,
+     dgemm_ukernel_gather_6x8__avx2, 6},
     fma_probe__avx2,
 };
 

@@ -188,6 +188,24 @@ void dgemm_ukernel_rows_8x16__avx512(int64_t kc, const double* a, int64_t lda, c
       _mm512_setzero_pd());
 }
 
+void sgemm_ukernel_gather_6x32__avx512(int64_t kc, const float* const* a, const int64_t* offs, const float* b,
+                                       float* c, int64_t ldc, bool acc) {
+  gemm_gather_body<float, __m512, 6, 16>(
+      kc, a, offs, b, c, ldc, acc, [](const float* p) { return _mm512_loadu_ps(p); },
+      [](float v) { return _mm512_set1_ps(v); }, [](__m512 x, __m512 y, __m512 z) { return _mm512_fmadd_ps(x, y, z); },
+      [](__m512 x, __m512 y) { return _mm512_add_ps(x, y); }, [](float* p, __m512 v) { _mm512_storeu_ps(p, v); },
+      _mm512_setzero_ps());
+}
+void dgemm_ukernel_gather_6x16__avx512(int64_t kc, const double* const* a, const int64_t* offs, const double* b,
+                                       double* c, int64_t ldc, bool acc) {
+  gemm_gather_body<double, __m512d, 6, 8>(
+      kc, a, offs, b, c, ldc, acc, [](const double* p) { return _mm512_loadu_pd(p); },
+      [](double v) { return _mm512_set1_pd(v); },
+      [](__m512d x, __m512d y, __m512d z) { return _mm512_fmadd_pd(x, y, z); },
+      [](__m512d x, __m512d y) { return _mm512_add_pd(x, y); }, [](double* p, __m512d v) { _mm512_storeu_pd(p, v); },
+      _mm512_setzero_pd());
+}
+
 void stranspose__avx512(int64_t rows, int64_t cols, const float* s, int64_t lds, float* d, int64_t ldd) {
   ref::transpose<float>(rows, cols, s, lds, d, ldd);
 }
@@ -208,10 +226,10 @@ const KernelTable kAvx512 = {
     "avx512",
     {sgemm_ukernel_12x32__avx512, sgemm_ukernel_off_12x32__avx512, sgemv__avx512, sdot4x3__avx512, 12, 32, 192, 144,
      4096, "sgemm_ukernel_12x32__avx512", sgemm_ukernel_rows_8x32__avx512, 8,
-     stranspose__avx512},
+     stranspose__avx512, sgemm_ukernel_gather_6x32__avx512, 6},
     {dgemm_ukernel_12x16__avx512, dgemm_ukernel_off_12x16__avx512, dgemv__avx512, ddot4x3__avx512, 12, 16, 192, 72,
      2048, "dgemm_ukernel_12x16__avx512", dgemm_ukernel_rows_8x16__avx512, 8,
-     dtranspose__avx512},
+     dtranspose__avx512, dgemm_ukernel_gather_6x16__avx512, 6},
     fma_probe__avx512,
 };
 

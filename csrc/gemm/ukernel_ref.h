@@ -84,6 +84,29 @@ void ukernel_rows(int64_t kc, const T* __restrict a, int64_t lda, const T* __res
   }
 }
 
+// A rows gathered: A[i][k] = a[i][offs[k]].
+template <typename T, int MR, int NR>
+void ukernel_gather(int64_t kc, const T* const* a, const int64_t* __restrict offs, const T* __restrict b,
+                    T* __restrict c, int64_t ldc, bool accumulate) {
+  T acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = T(0);
+  for (int64_t k = 0; k < kc; ++k) {
+    const T* bk = b + k * NR;
+    for (int i = 0; i < MR; ++i) {
+      const T ai = a[i][offs[k]];
+      for (int j = 0; j < NR; ++j) acc[i][j] += ai * bk[j];
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    T* ci = c + i * ldc;
+    if (accumulate)
+      for (int j = 0; j < NR; ++j) ci[j] += acc[i][j];
+    else
+      for (int j = 0; j < NR; ++j) ci[j] = acc[i][j];
+  }
+}
+
 // dst[c*ldd + r] = src[r*lds + c], in 8x8 blocks (each block's reads and
 // writes stay within a few cache lines).
 template <typename T>

@@ -27,6 +27,14 @@ void dgemm_ukernel_rows_4x4__scalar(int64_t kc, const double* a, int64_t lda, co
                                     bool acc) {
   ref::ukernel_rows<double, 4, 4>(kc, a, lda, b, c, ldc, acc);
 }
+void sgemm_ukernel_gather_4x8__scalar(int64_t kc, const float* const* a, const int64_t* offs, const float* b, float* c,
+                                      int64_t ldc, bool acc) {
+  ref::ukernel_gather<float, 4, 8>(kc, a, offs, b, c, ldc, acc);
+}
+void dgemm_ukernel_gather_4x4__scalar(int64_t kc, const double* const* a, const int64_t* offs, const double* b,
+                                      double* c, int64_t ldc, bool acc) {
+  ref::ukernel_gather<double, 4, 4>(kc, a, offs, b, c, ldc, acc);
+}
 void stranspose__scalar(int64_t rows, int64_t cols, const float* s, int64_t lds, float* d, int64_t ldd) {
   ref::transpose<float>(rows, cols, s, lds, d, ldd);
 }
@@ -63,9 +71,11 @@ __attribute__((no_sanitize("address", "undefined"))) double fma_probe__scalar(in
 const KernelTable kScalar = {
     "scalar",
     {sgemm_ukernel_4x8__scalar, sgemm_ukernel_off_4x8__scalar, sgemv__scalar, sdot4x3__scalar, 4, 8, 256, 128, 2048, "sgemm_ukernel_4x8__scalar",
-     sgemm_ukernel_rows_4x8__scalar, 4, stranspose__scalar},
+     sgemm_ukernel_rows_4x8__scalar, 4, stranspose__scalar,
+     sgemm_ukernel_gather_4x8__scalar, 4},
     {dgemm_ukernel_4x4__scalar, dgemm_ukernel_off_4x4__scalar, dgemv__scalar, ddot4x3__scalar, 4, 4, 256, 64, 2048, "dgemm_ukernel_4x4__scalar",
-     dgemm_ukernel_rows_4x4__scalar, 4, dtranspose__scalar},
+     dgemm_ukernel_rows_4x4__scalar, 4, dtranspose__scalar,
+     dgemm_ukernel_gather_4x4__scalar, 4},
     fma_probe__scalar,
 };
 }  // namespace

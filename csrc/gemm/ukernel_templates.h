@@ -75,6 +75,46 @@ __attribute__((always_inline)) inline void gemm_rows_body(int64_t kc, const T* _
   }
 }
 
+// MR x 2L tile whose A rows are gathered: row r reads a[r][offs[k]] (output
+// positions of a convolution), B a packed panel of 2L output channels.
+template <typename T, typename V, int MR, int L, class Load, class Set1, class Fma, class Add, class Store>
+__attribute__((always_inline)) inline void gemm_gather_body(int64_t kc, const T* const* a,
+                                                            const int64_t* __restrict offs, const T* __restrict b,
+                                                            T* __restrict c, int64_t ldc, bool accumulate, Load load,
+                                                            Set1 set1, Fma fma, Add add, Store store, V zero) {
+  V c0[MR], c1[MR];
+  const T* ar[MR];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r) {
+    c0[r] = zero;
+    c1[r] = zero;
+    ar[r] = a[r];
+  }
+#pragma GCC unroll 2
+  for (int64_t k = 0; k < kc; ++k) {
+    const int64_t o = offs[k];
+    const V b0 = load(b), b1 = load(b + L);
+    b += 2 * L;
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+      const V ai = set1(ar[r][o]);
+      c0[r] = fma(ai, b0, c0[r]);
+      c1[r] = fma(ai, b1, c1[r]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r) {
+    T* p = c + r * ldc;
+    V v0 = c0[r], v1 = c1[r];
+    if (accumulate) {
+      v0 = add(load(p), v0);
+      v1 = add(load(p + L), v1);
+    }
+    store(p, v0);
+    store(p + L, v1);
+  }
+}
+
 // FMA throughput probe: N independent accumulators of LANES floats (N must cover
 // FMA latency x pipes and, with the 2 constants, fit the register file so nothing
 // spills). Returns the flops done. Unsanitized: instrumentation would measure itself.
