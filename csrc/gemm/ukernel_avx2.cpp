@@ -210,42 +210,40 @@ void ddot4x3__avx2(int64_t len, const double* const* a, const double* const* b, 
       _mm256_setzero_pd());
 }
 
+struct OpsF256 {
+  static __m256 load(const float* p) { return _mm256_loadu_ps(p); }
+  static __m256 set1(float v) { return _mm256_set1_ps(v); }
+  static __m256 fma(__m256 x, __m256 y, __m256 z) { return _mm256_fmadd_ps(x, y, z); }
+  static __m256 add(__m256 x, __m256 y) { return _mm256_add_ps(x, y); }
+  static void store(float* p, __m256 v) { _mm256_storeu_ps(p, v); }
+  static __m256 zero() { return _mm256_setzero_ps(); }
+};
+struct OpsD256 {
+  static __m256d load(const double* p) { return _mm256_loadu_pd(p); }
+  static __m256d set1(double v) { return _mm256_set1_pd(v); }
+  static __m256d fma(__m256d x, __m256d y, __m256d z) { return _mm256_fmadd_pd(x, y, z); }
+  static __m256d add(__m256d x, __m256d y) { return _mm256_add_pd(x, y); }
+  static void store(double* p, __m256d v) { _mm256_storeu_pd(p, v); }
+  static __m256d zero() { return _mm256_setzero_pd(); }
+};
+
 // linear's forward: 6 rows of the weight read in place x a packed 16-column panel.
 void sgemm_ukernel_rows_6x16__avx2(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
                                    bool acc) {
-  gemm_rows_body<float, __m256, 6, 8>(
-      kc, a, lda, b, c, ldc, acc, [](const float* p) { return _mm256_loadu_ps(p); },
-      [](float v) { return _mm256_set1_ps(v); }, [](__m256 x, __m256 y, __m256 z) { return _mm256_fmadd_ps(x, y, z); },
-      [](__m256 x, __m256 y) { return _mm256_add_ps(x, y); }, [](float* p, __m256 v) { _mm256_storeu_ps(p, v); },
-      _mm256_setzero_ps());
+  gemm_rows_kernel<float, __m256, 6, 8, OpsF256>(kc, a, lda, b, c, ldc, acc);
 }
 void dgemm_ukernel_rows_6x8__avx2(int64_t kc, const double* a, int64_t lda, const double* b, double* c, int64_t ldc,
                                   bool acc) {
-  gemm_rows_body<double, __m256d, 6, 4>(
-      kc, a, lda, b, c, ldc, acc, [](const double* p) { return _mm256_loadu_pd(p); },
-      [](double v) { return _mm256_set1_pd(v); },
-      [](__m256d x, __m256d y, __m256d z) { return _mm256_fmadd_pd(x, y, z); },
-      [](__m256d x, __m256d y) { return _mm256_add_pd(x, y); }, [](double* p, __m256d v) { _mm256_storeu_pd(p, v); },
-      _mm256_setzero_pd());
+  gemm_rows_kernel<double, __m256d, 6, 4, OpsD256>(kc, a, lda, b, c, ldc, acc);
 }
-
 // Small-OC convolutions: 6 output positions x 16 output channels.
 void sgemm_ukernel_gather_6x16__avx2(int64_t kc, const float* const* a, const int64_t* offs, const float* b, float* c,
                                      int64_t ldc, bool acc) {
-  gemm_gather_body<float, __m256, 6, 8>(
-      kc, a, offs, b, c, ldc, acc, [](const float* p) { return _mm256_loadu_ps(p); },
-      [](float v) { return _mm256_set1_ps(v); }, [](__m256 x, __m256 y, __m256 z) { return _mm256_fmadd_ps(x, y, z); },
-      [](__m256 x, __m256 y) { return _mm256_add_ps(x, y); }, [](float* p, __m256 v) { _mm256_storeu_ps(p, v); },
-      _mm256_setzero_ps());
+  gemm_gather_kernel<float, __m256, 6, 8, OpsF256>(kc, a, offs, b, c, ldc, acc);
 }
 void dgemm_ukernel_gather_6x8__avx2(int64_t kc, const double* const* a, const int64_t* offs, const double* b,
                                     double* c, int64_t ldc, bool acc) {
-  gemm_gather_body<double, __m256d, 6, 4>(
-      kc, a, offs, b, c, ldc, acc, [](const double* p) { return _mm256_loadu_pd(p); },
-      [](double v) { return _mm256_set1_pd(v); },
-      [](__m256d x, __m256d y, __m256d z) { return _mm256_fmadd_pd(x, y, z); },
-      [](__m256d x, __m256d y) { return _mm256_add_pd(x, y); }, [](double* p, __m256d v) { _mm256_storeu_pd(p, v); },
-      _mm256_setzero_pd());
+  gemm_gather_kernel<double, __m256d, 6, 4, OpsD256>(kc, a, offs, b, c, ldc, acc);
 }
 
 // 8x8 float transposes in registers (unpack, shuffle, lane swap); ragged

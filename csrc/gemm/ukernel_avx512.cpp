@@ -168,42 +168,41 @@ void ddot4x3__avx512(int64_t len, const double* const* a, const double* const* b
       [](__m512d v) { return _mm512_reduce_add_pd(v); }, _mm512_setzero_pd());
 }
 
+struct OpsF512 {
+  static __m512 load(const float* p) { return _mm512_loadu_ps(p); }
+  static __m512 set1(float v) { return _mm512_set1_ps(v); }
+  static __m512 fma(__m512 x, __m512 y, __m512 z) { return _mm512_fmadd_ps(x, y, z); }
+  static __m512 add(__m512 x, __m512 y) { return _mm512_add_ps(x, y); }
+  static void store(float* p, __m512 v) { _mm512_storeu_ps(p, v); }
+  static __m512 zero() { return _mm512_setzero_ps(); }
+};
+struct OpsD512 {
+  static __m512d load(const double* p) { return _mm512_loadu_pd(p); }
+  static __m512d set1(double v) { return _mm512_set1_pd(v); }
+  static __m512d fma(__m512d x, __m512d y, __m512d z) { return _mm512_fmadd_pd(x, y, z); }
+  static __m512d add(__m512d x, __m512d y) { return _mm512_add_pd(x, y); }
+  static void store(double* p, __m512d v) { _mm512_storeu_pd(p, v); }
+  static __m512d zero() { return _mm512_setzero_pd(); }
+};
+
 // linear's forward: 8 rows of the weight read in place x a packed 2-zmm panel
 // (16 accumulators; row pointers, not registers, are what limits MR here).
 void sgemm_ukernel_rows_8x32__avx512(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
                                      bool acc) {
-  gemm_rows_body<float, __m512, 8, 16>(
-      kc, a, lda, b, c, ldc, acc, [](const float* p) { return _mm512_loadu_ps(p); },
-      [](float v) { return _mm512_set1_ps(v); }, [](__m512 x, __m512 y, __m512 z) { return _mm512_fmadd_ps(x, y, z); },
-      [](__m512 x, __m512 y) { return _mm512_add_ps(x, y); }, [](float* p, __m512 v) { _mm512_storeu_ps(p, v); },
-      _mm512_setzero_ps());
+  gemm_rows_kernel<float, __m512, 8, 16, OpsF512>(kc, a, lda, b, c, ldc, acc);
 }
 void dgemm_ukernel_rows_8x16__avx512(int64_t kc, const double* a, int64_t lda, const double* b, double* c,
                                      int64_t ldc, bool acc) {
-  gemm_rows_body<double, __m512d, 8, 8>(
-      kc, a, lda, b, c, ldc, acc, [](const double* p) { return _mm512_loadu_pd(p); },
-      [](double v) { return _mm512_set1_pd(v); },
-      [](__m512d x, __m512d y, __m512d z) { return _mm512_fmadd_pd(x, y, z); },
-      [](__m512d x, __m512d y) { return _mm512_add_pd(x, y); }, [](double* p, __m512d v) { _mm512_storeu_pd(p, v); },
-      _mm512_setzero_pd());
+  gemm_rows_kernel<double, __m512d, 8, 8, OpsD512>(kc, a, lda, b, c, ldc, acc);
 }
-
+// Small-OC convolutions: 6 output positions x 32 (16) output channels.
 void sgemm_ukernel_gather_6x32__avx512(int64_t kc, const float* const* a, const int64_t* offs, const float* b,
                                        float* c, int64_t ldc, bool acc) {
-  gemm_gather_body<float, __m512, 6, 16>(
-      kc, a, offs, b, c, ldc, acc, [](const float* p) { return _mm512_loadu_ps(p); },
-      [](float v) { return _mm512_set1_ps(v); }, [](__m512 x, __m512 y, __m512 z) { return _mm512_fmadd_ps(x, y, z); },
-      [](__m512 x, __m512 y) { return _mm512_add_ps(x, y); }, [](float* p, __m512 v) { _mm512_storeu_ps(p, v); },
-      _mm512_setzero_ps());
+  gemm_gather_kernel<float, __m512, 6, 16, OpsF512>(kc, a, offs, b, c, ldc, acc);
 }
 void dgemm_ukernel_gather_6x16__avx512(int64_t kc, const double* const* a, const int64_t* offs, const double* b,
                                        double* c, int64_t ldc, bool acc) {
-  gemm_gather_body<double, __m512d, 6, 8>(
-      kc, a, offs, b, c, ldc, acc, [](const double* p) { return _mm512_loadu_pd(p); },
-      [](double v) { return _mm512_set1_pd(v); },
-      [](__m512d x, __m512d y, __m512d z) { return _mm512_fmadd_pd(x, y, z); },
-      [](__m512d x, __m512d y) { return _mm512_add_pd(x, y); }, [](double* p, __m512d v) { _mm512_storeu_pd(p, v); },
-      _mm512_setzero_pd());
+  gemm_gather_kernel<double, __m512d, 6, 8, OpsD512>(kc, a, offs, b, c, ldc, acc);
 }
 
 void stranspose__avx512(int64_t rows, int64_t cols, const float* s, int64_t lds, float* d, int64_t ldd) {

@@ -61,17 +61,19 @@ void ukernel_off(int64_t kc, const T* __restrict a, const T* __restrict b, const
   }
 }
 
-// A rows read in place: A[i][k] = a[i*lda + k].
-template <typename T, int MR, int NR>
-void ukernel_rows(int64_t kc, const T* __restrict a, int64_t lda, const T* __restrict b, T* __restrict c,
-                  int64_t ldc, bool accumulate) {
+// A element (i, k) at ar[i][at(k)]: rows read in place (at(k) = k) or
+// gathered convolution positions (at(k) = offs[k]).
+template <typename T, int MR, int NR, class At>
+void ukernel_arows(int64_t kc, const T* const* ar, At at, const T* __restrict b, T* __restrict c, int64_t ldc,
+                   bool accumulate) {
   T acc[MR][NR];
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) acc[i][j] = T(0);
   for (int64_t k = 0; k < kc; ++k) {
     const T* bk = b + k * NR;
+    const int64_t o = at(k);
     for (int i = 0; i < MR; ++i) {
-      const T ai = a[i * lda + k];
+      const T ai = ar[i][o];
       for (int j = 0; j < NR; ++j) acc[i][j] += ai * bk[j];
     }
   }
@@ -84,27 +86,17 @@ void ukernel_rows(int64_t kc, const T* __restrict a, int64_t lda, const T* __res
   }
 }
 
-// A rows gathered: A[i][k] = a[i][offs[k]].
 template <typename T, int MR, int NR>
-void ukernel_gather(int64_t kc, const T* const* a, const int64_t* __restrict offs, const T* __restrict b,
-                    T* __restrict c, int64_t ldc, bool accumulate) {
-  T acc[MR][NR];
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i][j] = T(0);
-  for (int64_t k = 0; k < kc; ++k) {
-    const T* bk = b + k * NR;
-    for (int i = 0; i < MR; ++i) {
-      const T ai = a[i][offs[k]];
-      for (int j = 0; j < NR; ++j) acc[i][j] += ai * bk[j];
-    }
-  }
-  for (int i = 0; i < MR; ++i) {
-    T* ci = c + i * ldc;
-    if (accumulate)
-      for (int j = 0; j < NR; ++j) ci[j] += acc[i][j];
-    else
-      for (int j = 0; j < NR; ++j) ci[j] = acc[i][j];
-  }
+void ukernel_rows(int64_t kc, const T* a, int64_t lda, const T* b, T* c, int64_t ldc, bool accumulate) {
+  const T* ar[MR];
+  for (int i = 0; i < MR; ++i) ar[i] = a + i * lda;
+  ukernel_arows<T, MR, NR>(kc, ar, [](int64_t k) { return k; }, b, c, ldc, accumulate);
+}
+
+template <typename T, int MR, int NR>
+void ukernel_gather(int64_t kc, const T* const* a, const int64_t* offs, const T* b, T* c, int64_t ldc,
+                    bool accumulate) {
+  ukernel_arows<T, MR, NR>(kc, a, [offs](int64_t k) { return offs[k]; }, b, c, ldc, accumulate);
 }
 
 // dst[c*ldd + r] = src[r*lds + c], in 8x8 blocks (each block's reads and

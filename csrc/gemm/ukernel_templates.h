@@ -36,52 +36,15 @@ inline void dot4x3_body(int64_t len, const T* const* a, const T* const* b, T* ou
   }
 }
 
-// MR x 2L tile with A read in place from MR rows (a + r*lda), B a packed panel
-// of 2L columns: 2*MR vector accumulators, one broadcast per row per k.
-template <typename T, typename V, int MR, int L, class Load, class Set1, class Fma, class Add, class Store>
-__attribute__((always_inline)) inline void gemm_rows_body(int64_t kc, const T* __restrict a, int64_t lda,
-                                                          const T* __restrict b, T* __restrict c, int64_t ldc,
-                                                          bool accumulate, Load load, Set1 set1, Fma fma, Add add,
-                                                          Store store, V zero) {
-  V c0[MR], c1[MR];
-  const T* ar[MR];
-#pragma GCC unroll 16
-  for (int r = 0; r < MR; ++r) {
-    c0[r] = zero;
-    c1[r] = zero;
-    ar[r] = a + r * lda;
-  }
-#pragma GCC unroll 2
-  for (int64_t k = 0; k < kc; ++k) {
-    const V b0 = load(b), b1 = load(b + L);
-    b += 2 * L;
-#pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r) {
-      const V ai = set1(ar[r][k]);
-      c0[r] = fma(ai, b0, c0[r]);
-      c1[r] = fma(ai, b1, c1[r]);
-    }
-  }
-#pragma GCC unroll 16
-  for (int r = 0; r < MR; ++r) {
-    T* p = c + r * ldc;
-    V v0 = c0[r], v1 = c1[r];
-    if (accumulate) {
-      v0 = add(load(p), v0);
-      v1 = add(load(p + L), v1);
-    }
-    store(p, v0);
-    store(p + L, v1);
-  }
-}
-
-// MR x 2L tile whose A rows are gathered: row r reads a[r][offs[k]] (output
-// positions of a convolution), B a packed panel of 2L output channels.
-template <typename T, typename V, int MR, int L, class Load, class Set1, class Fma, class Add, class Store>
-__attribute__((always_inline)) inline void gemm_gather_body(int64_t kc, const T* const* a,
-                                                            const int64_t* __restrict offs, const T* __restrict b,
-                                                            T* __restrict c, int64_t ldc, bool accumulate, Load load,
-                                                            Set1 set1, Fma fma, Add add, Store store, V zero) {
+// MR x 2L tile whose A element (r, k) is ar[r][at(k)], B a packed panel of 2L
+// columns: 2*MR vector accumulators, one broadcast per row per k. Two uses:
+//   rows of a matrix read in place (linear's weight): ar[r] = a + r*lda, at(k) = k;
+//   gathered conv positions: ar[r] = position r's window origin, at(k) = offs[k].
+template <typename T, typename V, int MR, int L, class At, class Load, class Set1, class Fma, class Add, class Store>
+__attribute__((always_inline)) inline void gemm_arows_body(int64_t kc, const T* const* a, At at,
+                                                           const T* __restrict b, T* __restrict c, int64_t ldc,
+                                                           bool accumulate, Load load, Set1 set1, Fma fma, Add add,
+                                                           Store store, V zero) {
   V c0[MR], c1[MR];
   const T* ar[MR];
 #pragma GCC unroll 16
@@ -92,7 +55,7 @@ __attribute__((always_inline)) inline void gemm_gather_body(int64_t kc, const T*
   }
 #pragma GCC unroll 2
   for (int64_t k = 0; k < kc; ++k) {
-    const int64_t o = offs[k];
+    const int64_t o = at(k);
     const V b0 = load(b), b1 = load(b + L);
     b += 2 * L;
 #pragma GCC unroll 16
@@ -113,6 +76,22 @@ __attribute__((always_inline)) inline void gemm_gather_body(int64_t kc, const T*
     store(p, v0);
     store(p + L, v1);
   }
+}
+
+// The two uses, over one ISA's vector operations (Ops: load, set1, fma, add,
+// store, zero as static members).
+template <typename T, typename V, int MR, int L, class Ops>
+inline void gemm_rows_kernel(int64_t kc, const T* a, int64_t lda, const T* b, T* c, int64_t ldc, bool acc) {
+  const T* ar[MR];
+  for (int r = 0; r < MR; ++r) ar[r] = a + r * lda;
+  gemm_arows_body<T, V, MR, L>(kc, ar, [](int64_t k) { return k; }, b, c, ldc, acc, Ops::load, Ops::set1, Ops::fma,
+                               Ops::add, Ops::store, Ops::zero());
+}
+template <typename T, typename V, int MR, int L, class Ops>
+inline void gemm_gather_kernel(int64_t kc, const T* const* a, const int64_t* offs, const T* b, T* c, int64_t ldc,
+                               bool acc) {
+  gemm_arows_body<T, V, MR, L>(kc, a, [offs](int64_t k) { return offs[k]; }, b, c, ldc, acc, Ops::load, Ops::set1,
+                               Ops::fma, Ops::add, Ops::store, Ops::zero());
 }
 
 // FMA throughput probe: N independent accumulators of LANES floats (N must cover
