@@ -43,11 +43,17 @@ from ..autograd import is_grad_enabled
 # ordinary path.
 
 
+_ARRAY_CLASSES: dict[type, bool] = {}  # class -> has an array form its forward does not override
+
+
 def _array_fn(m: Module) -> Any:
     """``m``'s computation on arrays, or None when it must run as a module."""
     cls = type(m)
-    of = getattr(cls, "_array_forward_of", None)
-    if of is None or cls.forward is not of or m._forward_hooks or not m._array_ready():
+    ok = _ARRAY_CLASSES.get(cls)
+    if ok is None:
+        of = getattr(cls, "_array_forward_of", None)
+        ok = _ARRAY_CLASSES[cls] = of is not None and cls.forward is of
+    if not ok or m._forward_hooks or not m._array_ready():
         return None
     return m._array_forward
 
@@ -129,7 +135,8 @@ class Linear(Module):
         return True
 
     def _array_forward(self, x: Any) -> Any:
-        return F.linear(x, self.weight.data, _data(self.bias))
+        params = self._parameters
+        return F.linear(x, cast(Parameter, params["weight"]).data, _data(params.get("bias")))
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -238,7 +245,9 @@ class Conv2d(Module):
         return self.padding_mode == "zeros"
 
     def _array_forward(self, x: Any) -> Any:
-        return F.conv2d(x, self.weight.data, _data(self.bias), self.stride, self.padding, self.dilation, self.groups)
+        params = self._parameters
+        return F.conv2d(x, cast(Parameter, params["weight"]).data, _data(params.get("bias")), self.stride,
+                        self.padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
@@ -817,6 +826,16 @@ class Sequential(Module):
             x = m._array_forward(x)  # type: ignore[union-attr]
         return x
 
+    def _has_parameters(self) -> bool:
+        for m in self._modules.values():
+            if m is None:
+                continue
+            if any(p is not None for p in m._parameters.values()):
+                return True
+            if isinstance(m, Sequential) and m._has_parameters():
+                return True
+        return any(p is not None for p in self._parameters.values())
+
     def forward(self, input: Any) -> Any:
         recorded = is_grad_enabled() and (
             (isinstance(input, Tensor) and input.requires_grad) or any(p.requires_grad for p in self.parameters())
@@ -826,7 +845,7 @@ class Sequential(Module):
             x = input.data if isinstance(input, Tensor) else input
             for f in fns:
                 x = f(x)
-            if isinstance(x, np.ndarray) and (isinstance(input, Tensor) or next(self.parameters(), None) is not None):
+            if isinstance(x, np.ndarray) and (isinstance(input, Tensor) or self._has_parameters()):
                 return F._wrap(x)  # what the layers one by one return: a Tensor (nothing recorded)
             return x
         for m in self._modules.values():
