@@ -84,13 +84,7 @@ class Identity(Module):
     def forward(self, input: _T) -> _T:
         return input
 
-    _array_forward_of = forward
-
-    def _array_ready(self) -> bool:
-        return True
-
-    def _array_forward(self, x: Any) -> Any:
-        return x
+    _array_forward_of = forward  # forward maps arrays to arrays as it is
 
 
 class Linear(Module):
@@ -130,9 +124,6 @@ class Linear(Module):
         return F.linear(input, self.weight, self.bias)
 
     _array_forward_of = forward
-
-    def _array_ready(self) -> bool:
-        return True
 
     def _array_forward(self, x: Any) -> Any:
         params = self._parameters
@@ -343,13 +334,7 @@ class AvgPool2d(Module):
             self.divisor_override,
         )
 
-    _array_forward_of = forward
-
-    def _array_ready(self) -> bool:
-        return True
-
-    def _array_forward(self, x: Any) -> Any:
-        return self.forward(x)
+    _array_forward_of = forward  # forward maps arrays to arrays as it is
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -371,13 +356,7 @@ class AdaptiveAvgPool2d(Module):
     def forward(self, input: ArrayT) -> ArrayT:
         return F.adaptive_avg_pool2d(input, self.output_size)
 
-    _array_forward_of = forward
-
-    def _array_ready(self) -> bool:
-        return True
-
-    def _array_forward(self, x: Any) -> Any:
-        return self.forward(x)
+    _array_forward_of = forward  # forward maps arrays to arrays as it is
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
@@ -443,13 +422,7 @@ class Flatten(Module):
     def forward(self, input: ArrayT) -> ArrayT:
         return F.flatten(input, self.start_dim, self.end_dim)
 
-    _array_forward_of = forward
-
-    def _array_ready(self) -> bool:
-        return True
-
-    def _array_forward(self, x: Any) -> Any:
-        return self.forward(x)
+    _array_forward_of = forward  # forward maps arrays to arrays as it is
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
@@ -469,13 +442,7 @@ class ReLU(Module):
     def forward(self, input: ArrayT) -> ArrayT:
         return F.relu(input)
 
-    _array_forward_of = forward
-
-    def _array_ready(self) -> bool:
-        return True
-
-    def _array_forward(self, x: Any) -> Any:
-        return self.forward(x)
+    _array_forward_of = forward  # forward maps arrays to arrays as it is
 
     def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
@@ -496,13 +463,7 @@ class LeakyReLU(Module):
     def forward(self, input: ArrayT) -> ArrayT:
         return F.leaky_relu(input, self.negative_slope)
 
-    _array_forward_of = forward
-
-    def _array_ready(self) -> bool:
-        return True
-
-    def _array_forward(self, x: Any) -> Any:
-        return self.forward(x)
+    _array_forward_of = forward  # forward maps arrays to arrays as it is
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
@@ -518,13 +479,7 @@ class Sigmoid(Module):
     def forward(self, input: ArrayT) -> ArrayT:
         return F.sigmoid(input)
 
-    _array_forward_of = forward
-
-    def _array_ready(self) -> bool:
-        return True
-
-    def _array_forward(self, x: Any) -> Any:
-        return self.forward(x)
+    _array_forward_of = forward  # forward maps arrays to arrays as it is
 
 
 class Tanh(Module):
@@ -537,13 +492,7 @@ class Tanh(Module):
     def forward(self, input: ArrayT) -> ArrayT:
         return F.tanh(input)
 
-    _array_forward_of = forward
-
-    def _array_ready(self) -> bool:
-        return True
-
-    def _array_forward(self, x: Any) -> Any:
-        return self.forward(x)
+    _array_forward_of = forward  # forward maps arrays to arrays as it is
 
 
 def _implicit_dim(ndim: int) -> int:
@@ -568,13 +517,7 @@ class Softmax(Module):
         dim = self.dim if self.dim is not None else _implicit_dim(np.ndim(np.asarray(input)))
         return F.softmax(input, dim)
 
-    _array_forward_of = forward
-
-    def _array_ready(self) -> bool:
-        return True
-
-    def _array_forward(self, x: Any) -> Any:
-        return self.forward(x)
+    _array_forward_of = forward  # forward maps arrays to arrays as it is
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
@@ -591,10 +534,7 @@ class LogSoftmax(Softmax):
         dim = self.dim if self.dim is not None else _implicit_dim(np.ndim(np.asarray(input)))
         return F.log_softmax(input, dim)
 
-    _array_forward_of = forward
-
-    def _array_forward(self, x: Any) -> Any:
-        return self.forward(x)
+    _array_forward_of = forward  # forward maps arrays to arrays as it is
 
 
 class Dropout(Module):
@@ -617,13 +557,7 @@ class Dropout(Module):
     def forward(self, input: ArrayT) -> ArrayT:
         return F.dropout(input, self.p, self.training)
 
-    _array_forward_of = forward
-
-    def _array_ready(self) -> bool:
-        return True
-
-    def _array_forward(self, x: Any) -> Any:
-        return self.forward(x)
+    _array_forward_of = forward  # forward maps arrays to arrays as it is
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"

@@ -173,6 +173,19 @@ class Module:
         """The computation; subclasses override it (call the module, not ``forward``)."""
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
+    # Inference on plain arrays (see Sequential in layers.py): a library layer
+    # sets _array_forward_of to its own forward; _array_forward computes the
+    # layer on arrays (by default forward itself, for layers whose forward
+    # already maps arrays to arrays) and _array_ready says whether this
+    # instance's settings allow it.
+    _array_forward_of: Any = None
+
+    def _array_ready(self) -> bool:
+        return True
+
+    def _array_forward(self, x: Any) -> Any:
+        return self.forward(x)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         out = self.forward(*args, **kwargs)
         if not self._forward_hooks:
