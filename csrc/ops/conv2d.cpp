@@ -254,20 +254,19 @@ struct ADyRows {
   const T* dy;
   int64_t OC, P, o0, r0;
   int MR;
+  TransposeFn<T> transpose;
   const T* block(int64_t i, int64_t mb, int64_t p, int64_t kb, T* buf) const {
     for (int64_t q = 0; q * MR < mb; ++q) {
       T* d = buf + q * MR * kb;
       const int rows = int(std::min<int64_t>(MR, mb - q * MR));
-      for (int rr = 0; rr < rows; ++rr) {
-        const int64_t o = o0 + i + q * MR + rr;
-        int64_t j = r0 + p, t = 0;
-        while (t < kb) {
-          const int64_t n = j / P, pp = j - n * P, cnt = std::min(kb - t, P - pp);
-          const T* src = dy + (n * OC + o) * P + pp;
-          for (int64_t s = 0; s < cnt; ++s) d[(t + s) * MR + rr] = src[s];
-          t += cnt;
-          j += cnt;
-        }
+      const int64_t o = o0 + i + q * MR;
+      // the panel's rows are dy rows P apart within an image: one block transpose per image run
+      int64_t j = r0 + p, t = 0;
+      while (t < kb) {
+        const int64_t n = j / P, pp = j - n * P, cnt = std::min(kb - t, P - pp);
+        transpose(rows, cnt, dy + (n * OC + o) * P + pp, P, d + t * MR, MR);  // d[(t+s)*MR + rr] = dy row rr [pp+s]
+        t += cnt;
+        j += cnt;
       }
       for (int rr = rows; rr < MR; ++rr)
         for (int64_t k = 0; k < kb; ++k) d[k * MR + rr] = T(0);
@@ -288,7 +287,45 @@ struct BIm2colT {
   int64_t r0;
   int NR;
   TransposeFn<T> transpose;
+  bool pointwise;  // 1x1, stride 1, no padding: im2col row c is channel c itself
   void pack(int64_t p0, int64_t kb, int64_t j0, int64_t nb, T* buf) const {
+    if (pointwise) {
+      // NR channels x a run of positions inside one image: one block transpose, no walk
+      for (int64_t q = 0; q * NR < nb; ++q) {
+        const int64_t cols = std::min<int64_t>(NR, nb - q * NR);
+        T* d = buf + q * NR * kb;
+        int64_t j = r0 + p0, t = 0;
+        while (t < kb) {
+          const int64_t n = j / g->P, pp = j - n * g->P, cnt = std::min(kb - t, g->P - pp);
+          transpose(cols, cnt, xg + n * g->CHW + (j0 + q * NR) * g->HW + pp, g->HW, d + t * NR, NR);
+          t += cnt;
+          j += cnt;
+        }
+        for (int64_t c = cols; c < NR; ++c)
+          for (int64_t k = 0; k < kb; ++k) d[k * NR + c] = T(0);
+      }
+      return;
+    }
+    if (g->sw != 1) {
+      // strided rows: each column written straight into its panel lane (a scalar
+      // gather either way; staging it for the transpose would only add a pass)
+      for (int64_t jj = 0; jj < round_up(nb, NR); ++jj) {
+        T* d = buf + (jj / NR) * NR * kb + (jj % NR);  // element t at d[t*NR]
+        if (jj >= nb) {
+          for (int64_t t = 0; t < kb; ++t) d[t * NR] = T(0);
+          continue;
+        }
+        auto zero = [&](int64_t t, int64_t cnt) {
+          for (int64_t s = 0; s < cnt; ++s) d[(t + s) * NR] = T(0);
+        };
+        auto run = [&](int64_t t, int64_t cnt, int64_t idx, int64_t st) {
+          const T* src = xg + idx;
+          for (int64_t s = 0; s < cnt; ++s) d[(t + s) * NR] = src[s * st];
+        };
+        walk_row(*g, rows[j0 + jj], r0 + p0, kb, zero, run);
+      }
+      return;
+    }
     thread_local std::vector<T> scratch;
     if (scratch.size() < size_t(NR * kb)) scratch.resize(size_t(NR * kb));
     T* tmp = scratch.data();
@@ -474,6 +511,8 @@ void conv2d_backward_weight(T* dw, T* db, const T* dy, const T* x, const Conv2dP
   Buffer<T> scratch(checked_mul(nt, sa + sb, "conv2d scratch"));
   const Im2colGeom geom = make_im2col_geom(p);
   const std::vector<Im2colRow> rows = make_im2col_rows(p);
+  const bool pointwise = p.KH == 1 && p.KW == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_t == 0 &&
+                         p.pad_b == 0 && p.pad_l == 0 && p.pad_r == 0 && p.OH == p.H && p.OW == p.W;
 
   parallel_for(tasks, nt, [&](int64_t t, int tid) {
     const int64_t g = t % p.G, rest = t / p.G;
@@ -483,8 +522,8 @@ void conv2d_backward_weight(T* dw, T* db, const T* dy, const T* x, const Conv2dP
     const int64_t j0 = ni * s.nblock, j1 = std::min(Kg, j0 + s.nblock);
     const int64_t n0 = r * per, n1 = std::min(p.N, n0 + per);
     T* out = (R > 1 ? partial.data() + r * dw_size : dw) + g * OCg * Kg;
-    ADyRows<T> ap{dy, p.OC, P, g * OCg, n0 * P, kr.mr};
-    BIm2colT<T> bp{&geom, rows.data(), x + g * p.Cg() * p.H * p.W, n0 * P, kr.nr, kr.transpose};
+    ADyRows<T> ap{dy, p.OC, P, g * OCg, n0 * P, kr.mr, kr.transpose};
+    BIm2colT<T> bp{&geom, rows.data(), x + g * p.Cg() * p.H * p.W, n0 * P, kr.nr, kr.transpose, pointwise};
     CRowMajor<T> cm{out, Kg};
     T* buf = scratch.data() + tid * (sa + sb);
     gemm_macro(kr, i0, i1, j0, j1, (n1 - n0) * P, ap, bp, cm, buf, buf + sa);
