@@ -9,6 +9,18 @@
 namespace fastconv {
 namespace ref {
 
+// C tile (+)= acc: the common epilogue of the kernels below.
+template <typename T, int MR, int NR>
+inline void store_tile(const T (&acc)[MR][NR], T* __restrict c, int64_t ldc, bool accumulate) {
+  for (int i = 0; i < MR; ++i) {
+    T* ci = c + i * ldc;
+    if (accumulate)
+      for (int j = 0; j < NR; ++j) ci[j] += acc[i][j];
+    else
+      for (int j = 0; j < NR; ++j) ci[j] = acc[i][j];
+  }
+}
+
 //   register tile (MR x NR), k-major panels:
 //        b[k*NR + 0 .. NR-1]
 //   a[k*MR+0]  c00 c01 ... c0,NR-1
@@ -17,9 +29,7 @@ namespace ref {
 template <typename T, int MR, int NR>
 void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* __restrict c, int64_t ldc,
              bool accumulate) {
-  T acc[MR][NR];
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i][j] = T(0);
+  T acc[MR][NR] = {};
   for (int64_t k = 0; k < kc; ++k) {
     const T* bk = b + k * NR;
     const T* ak = a + k * MR;
@@ -28,22 +38,14 @@ void ukernel(int64_t kc, const T* __restrict a, const T* __restrict b, T* __rest
       for (int j = 0; j < NR; ++j) acc[i][j] += ai * bk[j];
     }
   }
-  for (int i = 0; i < MR; ++i) {
-    T* ci = c + i * ldc;
-    if (accumulate)
-      for (int j = 0; j < NR; ++j) ci[j] += acc[i][j];
-    else
-      for (int j = 0; j < NR; ++j) ci[j] = acc[i][j];
-  }
+  store_tile<T, MR, NR>(acc, c, ldc, accumulate);
 }
 
 // B rows read in place at b + offs[k].
 template <typename T, int MR, int NR>
 void ukernel_off(int64_t kc, const T* __restrict a, const T* __restrict b, const int64_t* __restrict offs,
                  T* __restrict c, int64_t ldc, bool accumulate) {
-  T acc[MR][NR];
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i][j] = T(0);
+  T acc[MR][NR] = {};
   for (int64_t k = 0; k < kc; ++k) {
     const T* bk = b + offs[k];
     const T* ak = a + k * MR;
@@ -52,13 +54,7 @@ void ukernel_off(int64_t kc, const T* __restrict a, const T* __restrict b, const
       for (int j = 0; j < NR; ++j) acc[i][j] += ai * bk[j];
     }
   }
-  for (int i = 0; i < MR; ++i) {
-    T* ci = c + i * ldc;
-    if (accumulate)
-      for (int j = 0; j < NR; ++j) ci[j] += acc[i][j];
-    else
-      for (int j = 0; j < NR; ++j) ci[j] = acc[i][j];
-  }
+  store_tile<T, MR, NR>(acc, c, ldc, accumulate);
 }
 
 // A element (i, k) at ar[i][at(k)]: rows read in place (at(k) = k) or
@@ -66,9 +62,7 @@ void ukernel_off(int64_t kc, const T* __restrict a, const T* __restrict b, const
 template <typename T, int MR, int NR, class At>
 void ukernel_arows(int64_t kc, const T* const* ar, At at, const T* __restrict b, T* __restrict c, int64_t ldc,
                    bool accumulate) {
-  T acc[MR][NR];
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i][j] = T(0);
+  T acc[MR][NR] = {};
   for (int64_t k = 0; k < kc; ++k) {
     const T* bk = b + k * NR;
     const int64_t o = at(k);
@@ -77,13 +71,7 @@ void ukernel_arows(int64_t kc, const T* const* ar, At at, const T* __restrict b,
       for (int j = 0; j < NR; ++j) acc[i][j] += ai * bk[j];
     }
   }
-  for (int i = 0; i < MR; ++i) {
-    T* ci = c + i * ldc;
-    if (accumulate)
-      for (int j = 0; j < NR; ++j) ci[j] += acc[i][j];
-    else
-      for (int j = 0; j < NR; ++j) ci[j] = acc[i][j];
-  }
+  store_tile<T, MR, NR>(acc, c, ldc, accumulate);
 }
 
 template <typename T, int MR, int NR>

@@ -741,8 +741,6 @@ class Sequential(Module):
         self.add_module(str(len(self)), module)
         return self
 
-    _array_forward_of = None  # set below the class: Sequential.forward
-
     def _array_ready(self) -> bool:
         return self._array_chain() is not None
 
@@ -787,7 +785,7 @@ class Sequential(Module):
         return input
 
 
-Sequential._array_forward_of = Sequential.forward  # type: ignore[assignment]
+Sequential._array_forward_of = Sequential.forward
 
 
 class ModuleList(Module):
