@@ -183,7 +183,12 @@ def _measure_all():
     for call, _ in ops.values():
         for _ in range(10):
             call()
-    return {name: _measure(call, arrays) for name, (call, arrays) in ops.items()}
+    out = {name: _measure(call, arrays) for name, (call, arrays) in ops.items()}
+    for name, (call, n) in _autograd_loops().items():
+        # a first round lets the allocator's heap settle; a leak keeps growing, so the second is judged
+        _measure(call, (), calls=n, warmup=200)
+        out["autograd:" + name] = _measure(call, (), calls=n, warmup=0)
+    return out
 
 
 _ALL = None
@@ -270,10 +275,9 @@ def _autograd_loops():
 @pytest.mark.parametrize("name", ["conv_relu_pool_linear_ce", "avg_adaptive_pools", "lenet5_sgd_step", "lenet5_no_grad"])
 def test_autograd_loops_leave_memory_objects_and_threads_flat(name, one_thread):
     call, n = _autograd_loops()[name]
-    # a first round lets the allocator's heap settle (after the rest of the suite it may still grow
-    # once, by fragmentation); a leak keeps growing, so the second round is the one judged
-    _measure(call, (), calls=n, warmup=200)
-    m = _measure(call, (), calls=n, warmup=0)
+    # measured in a fresh interpreter (see _measured): in this process, what earlier tests left in the
+    # allocator (a Dask cluster's traffic) grew RSS by 3.6 MiB over these loops once in CI
+    m = _measured("autograd:" + name)
     if not SANITIZED:  # ASan keeps freed memory in quarantine: RSS says nothing there
         assert m["rss"] <= RSS_SLACK, f"{name}: RSS grew by {m['rss'] / 2**20:.1f} MiB over {n} iterations"
     assert abs(m["objects"]) <= OBJ_SLACK, f"{name}: {m['objects']} more gc-tracked objects after {n} iterations"
