@@ -6,8 +6,9 @@
 fastconv against the NumPy baseline (im2col + matmul), PyTorch and onnxruntime
 (each optional: skipped when not installed), forward for every case and
 forward+backward for the convolutions, whole models (LeNet-5, the CIFAR VGG)
-as well as single layers. Each case is timed per library in its own block
-(warm-up, then the median of samples), outputs are cross-checked first, and
+as well as single layers. Each case's libraries are timed in interleaved
+rounds (each library a block of samples per round, warm-up first; the median
+of all its samples), outputs are cross-checked first, and
 the FMA peak of one core is measured by a probe so each case reports its %
 of peak. Writes NAME.json (results + environment) and NAME.md (the table).
 
@@ -21,13 +22,14 @@ import sys
 import time
 
 from fastconv import _bench
-from fastconv.cli import _threads_arg
+from fastconv.cli import _rounds_arg, _threads_arg
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=_threads_arg, default=[1, 2])
     ap.add_argument("--min-time", type=float, default=0.3, help="seconds of timing per measurement")
+    ap.add_argument("--rounds", type=_rounds_arg, default=3, help="interleaved timing rounds per case (default 3)")
     ap.add_argument("--cases", help="comma-separated subset of case names")
     ap.add_argument("--out", default=os.path.join("bench-results", time.strftime("%Y%m%d-%H%M%S")))
     args = ap.parse_args(argv)
@@ -35,7 +37,9 @@ def main(argv=None):
     if args.cases:
         names = set(args.cases.split(","))
         cases = [c for c in cases if c.name in names]
-    results, env = _bench.run(cases, args.threads, min_time=args.min_time, progress=_bench.print_progress)
+    results, env = _bench.run(
+        cases, args.threads, min_time=args.min_time, progress=_bench.print_progress, rounds=args.rounds
+    )
     table = _bench.table(results, markdown=True)
     lines = _bench.summary_lines(results)
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)

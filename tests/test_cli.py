@@ -72,6 +72,42 @@ def test_bench_bad_threads(bad):
     assert "thread" in r.stderr
 
 
+@pytest.mark.parametrize("bad", ["0", "x", "-1"])
+def test_bench_bad_rounds(bad):
+    r = run_cli("bench", "--rounds", bad)
+    assert r.returncode == 2
+    assert "rounds" in r.stderr or "positive integer" in r.stderr
+
+
+def test_measure_rounds_interleaves(monkeypatch):
+    # every entry is timed in every round, in blocks that alternate between the
+    # entries (order rotated each round), each block inside its own context
+    monkeypatch.setattr(_bench, "_pause", lambda: None)
+    log = []
+
+    def fn(key):
+        def f():
+            log.append(key)
+        return f
+
+    entered = []
+
+    class Ctx:
+        def __enter__(self):
+            entered.append("numpy")
+
+        def __exit__(self, *exc):
+            entered.append("/numpy")
+
+    times = _bench.measure_rounds(
+        [("fastconv", fn("f"), None), ("numpy", fn("n"), Ctx), ("torch", fn("t"), None)], min_time=0.0, rounds=3
+    )
+    assert set(times) == {"fastconv", "numpy", "torch"} and all(v > 0 for v in times.values())
+    blocks = [k for i, k in enumerate(log) if i == 0 or log[i - 1] != k]  # consecutive runs of one key
+    assert blocks == ["f", "n", "t", "n", "t", "f", "t", "f", "n"]
+    assert entered == ["numpy", "/numpy"] * 3
+
+
 def test_bench_runs_and_writes_json(tmp_path):
     # a short real run in a subprocess: table, speed-up lines, agreement, JSON
     js = tmp_path / "r.json"

@@ -36,18 +36,23 @@ const KernelTable* table_for(const std::string& isa) {
   return nullptr;
 }
 
-// Best-of-n FMA throughput of a table's probe (flops per second, arbitrary
-// scale). Interference only slows a run down, so the best run is the stable one.
-double probe_rate(const KernelTable* t) {
+// Best-of-n FMA throughput of two tables' probes (flops per second, arbitrary
+// scale), run alternately: interference only slows a run down, so the best run
+// is the stable one, and alternating gives both the same exposure to a noisy
+// spell (a VM's neighbour, a clock ramp) instead of letting it fall on one.
+void probe_rates(const KernelTable* a, const KernelTable* b, double& ra, double& rb) {
   float sink = 0;
-  double best = 0;
-  for (int rep = 0; rep < 24; ++rep) {
+  ra = rb = 0;
+  auto once = [&](const KernelTable* t, double& best) {
     const auto t0 = std::chrono::steady_clock::now();
-    const double flops = t->fma_probe(2048, &sink);
+    const double flops = t->fma_probe(4096, &sink);
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (dt > 0) best = std::max(best, flops / dt);
+  };
+  for (int rep = 0; rep < 32; ++rep) {
+    once(a, ra);
+    once(b, rb);
   }
-  return best;
 }
 
 std::string& choice_note() {
@@ -72,7 +77,9 @@ const KernelTable* choose_initial() {
     // more flops per cycle than AVX2); there the AVX2 kernels, with their
     // narrower tiles, waste less on edges. Full-width units give ~2x; the
     // threshold sits well clear of both.
-    const double r = probe_rate(a512) / std::max(probe_rate(a2), 1.0);
+    double r512 = 0, r2 = 0;
+    probe_rates(a512, a2, r512, r2);
+    const double r = r512 / std::max(r2, 1.0);
     char buf[96];
     std::snprintf(buf, sizeof buf, "probe: avx512 FMA throughput %.2fx avx2", r);
     choice_note() = buf;

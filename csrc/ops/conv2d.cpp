@@ -378,7 +378,7 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dParams
   // A: every group's weight matrix packed once, shared by all tasks
   const int64_t asz = prepacked_a_size(M, K, kr);
   Buffer<T> apacked(checked_mul(p.G, asz, "conv2d packed weight"));
-  for (int64_t g = 0; g < p.G; ++g) prepack_a(apacked.data() + g * asz, w + g * M * K, K, 1, M, K, kr);
+  prepack_a_groups(apacked.data(), w, p.G, M, K, kr, int64_t(kr.kc));
 
   const TileSplit s = split_tiles(M, J, kr.mr, kr.nr, kr.nc, p.G, num_threads());
   const int64_t tasks = checked_mul(p.G, s.tasks(), "conv2d tasks");

@@ -106,32 +106,38 @@ void build_phases(T* xs, const T* x, const Conv2dParams& p, int64_t Hq, int64_t 
   const int64_t sh = p.stride_h, sw = p.stride_w, S = sh * sw, plane = Hq * Wq;
   // input columns iw that land in some plane: padded column iw + pad_l < sw*Wq
   const int64_t iw_lo = std::max<int64_t>(0, -p.pad_l), iw_hi = std::min(p.W, sw * Wq - p.pad_l);
-  // one task per (image, channel, row phase): reads each input row once and
-  // deals its columns out to the sw column-phase planes
+  // Plane (ph, pw) row u, column v holds input (u*sh + ph - pad_t, v*sw + pw - pad_l):
+  // columns [v_lo, v_hi) of it come from the row, the rest are padding zeros.
+  // Each plane row is written once, front to back (a strided read of a row
+  // already in L1), so the copy runs at about the speed of memory.
+  // One task per (image, channel, row phase).
   const int64_t tasks = p.N * p.C * sh;
-  parallel_for(tasks, threads_for_flops(double(tasks) * sw * plane, tasks), [&](int64_t t, int) {
+  // a memory pass: worth a second thread from ~64K elements, not ~1M like compute
+  parallel_for(tasks, threads_for_flops(16.0 * double(tasks) * sw * plane, tasks), [&](int64_t t, int) {
     const int64_t nc = t / sh, ph = t % sh;
     const T* src = x + nc * p.H * p.W;
     T* dst = xs + (nc * S + ph * sw) * plane;  // plane (ph, pw) at dst + pw*plane
     for (int64_t u = 0; u < Hq; ++u) {
       const int64_t ih = u * sh + ph - p.pad_t;
-      if (ih < 0 || ih >= p.H || iw_hi <= iw_lo) {
-        for (int64_t pw = 0; pw < sw; ++pw) std::fill_n(dst + pw * plane + u * Wq, Wq, T(0));
-        continue;
-      }
-      for (int64_t pw = 0; pw < sw; ++pw) std::fill_n(dst + pw * plane + u * Wq, Wq, T(0));
-      const T* s = src + ih * p.W;
-      T* row = dst + u * Wq;
-      if (sw == 2) {
-        for (int64_t iw = iw_lo; iw < iw_hi; ++iw) {
-          const int64_t q = iw + p.pad_l;
-          row[(q & 1) * plane + (q >> 1)] = s[iw];
+      const bool row_in = ih >= 0 && ih < p.H && iw_hi > iw_lo;
+      const T* s = src + (row_in ? ih : 0) * p.W;
+      for (int64_t pw = 0; pw < sw; ++pw) {
+        T* d = dst + pw * plane + u * Wq;
+        if (!row_in) {
+          std::fill_n(d, Wq, T(0));
+          continue;
         }
-      } else {
-        for (int64_t iw = iw_lo; iw < iw_hi; ++iw) {
-          const int64_t q = iw + p.pad_l;
-          row[(q % sw) * plane + q / sw] = s[iw];
-        }
+        // v*sw + pw - pad_l in [iw_lo, iw_hi)
+        const int64_t c0 = iw_lo + p.pad_l - pw, c1 = iw_hi + p.pad_l - pw;  // v*sw in [c0, c1)
+        const int64_t v_lo = std::min(Wq, std::max<int64_t>(0, ceil_div(c0, sw)));
+        const int64_t v_hi = std::max(v_lo, std::min(Wq, c1 <= 0 ? 0 : ceil_div(c1, sw)));
+        std::fill(d, d + v_lo, T(0));
+        const int64_t o = pw - p.pad_l;  // column v reads s[v*sw + o]
+        if (sw == 2)
+          for (int64_t v = v_lo; v < v_hi; ++v) d[v] = s[2 * v + o];
+        else
+          for (int64_t v = v_lo; v < v_hi; ++v) d[v] = s[v * sw + o];
+        std::fill(d + v_hi, d + Wq, T(0));
       }
     }
   });
@@ -143,7 +149,8 @@ void build_phases(T* xs, const T* x, const Conv2dParams& p, int64_t Hq, int64_t 
 template <typename T>
 void build_padded(T* xp, const T* x, const Conv2dParams& p, int64_t Hp, int64_t Wp, int64_t slack) {
   const int64_t planes = p.N * p.C, plane = Hp * Wp;
-  parallel_for(planes, threads_for_flops(double(planes) * plane, planes), [&](int64_t t, int) {
+  // a memory pass: worth a second thread from ~64K elements, not ~1M like compute
+  parallel_for(planes, threads_for_flops(16.0 * double(planes) * plane, planes), [&](int64_t t, int) {
     const T* src = x + t * p.H * p.W;
     T* dst = xp + t * plane;
     const int64_t q_lo = std::max<int64_t>(0, p.pad_l), q_hi = std::min(Wp, p.W + p.pad_l);
@@ -370,8 +377,7 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   const int64_t asz = a_rows ? 0 : prepacked_a_size(M, K, kr), Mpad = round_up(M, MR);
   Buffer<T> apacked(checked_mul(p.G, asz, "conv2d packed weight"));
   const int64_t kc = balanced_kc(K, kr.kc);
-  if (!a_rows)
-    for (int64_t g = 0; g < p.G; ++g) prepack_a(apacked.data() + g * asz, w + g * M * K, K, 1, M, K, kr, kc);
+  if (!a_rows) prepack_a_groups(apacked.data(), w, p.G, M, K, kr, kc);
 
   const TileSplit s = split_tiles(M, J, MR, NR, kr.nc, p.G, num_threads());
   const int64_t tasks = checked_mul(p.G, s.tasks(), "conv2d tasks");

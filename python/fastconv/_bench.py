@@ -2,10 +2,11 @@
 
 Peers: the NumPy baseline (``fastconv._baseline``: im2col + matmul, pooling
 over strided slices) always; PyTorch and onnxruntime (forward only) when
-they are importable. Every case is
-timed per peer in its own block (warm-up, then the median of repeated
-samples), with a pause between blocks so one library's idle OpenMP threads
-do not spin on the cores while another is timed. Outputs are cross-checked
+they are importable. Every case's peers are timed in interleaved rounds:
+each round gives each peer a block of repeated samples (warm-up first), with
+a pause between blocks so one library's idle OpenMP threads do not spin on
+the cores while another is timed; each time is the median of its samples
+over all rounds. Outputs are cross-checked
 before anything is timed: a case whose results disagree is reported as
 such.
 """
@@ -115,19 +116,56 @@ CASES = [
 def measure(fn: Callable[[], object], min_time: float) -> float:
     """Median seconds per call of ``fn``: warm-up, then samples of >= ~2 ms each
     until ``min_time`` has passed (at least 5 samples)."""
+    return statistics.median(_samples(fn, _inner(fn), min_time, 5))
+
+
+def _inner(fn: Callable[[], object]) -> int:
+    """Warm ``fn`` up; calls per sample so one sample lasts >= ~2 ms."""
     t0 = time.perf_counter()
     fn()
     fn()
     once = max((time.perf_counter() - t0) / 2, 1e-7)
-    inner = max(1, int(2e-3 / once))
+    return max(1, int(2e-3 / once))
+
+
+def _samples(fn, inner: int, min_time: float, min_samples: int) -> list:
     samples = []
     start = time.perf_counter()
-    while len(samples) < 5 or (time.perf_counter() - start < min_time and len(samples) < 1000):
+    while len(samples) < min_samples or (time.perf_counter() - start < min_time and len(samples) < 1000):
         t = time.perf_counter()
         for _ in range(inner):
             fn()
         samples.append((time.perf_counter() - t) / inner)
-    return statistics.median(samples)
+    return samples
+
+
+def measure_rounds(entries, min_time: float, rounds: int = 3) -> dict:
+    """Median seconds per call of each ``(key, fn, context)`` entry, timed in
+    ``rounds`` interleaved rounds: each round gives every entry a block of
+    ``min_time / rounds`` seconds (warm-up first, a pause between blocks, the
+    order rotated from round to round). These VMs' speed drifts over seconds,
+    so a peer timed in one block of its own can catch a slow spell the others
+    missed; spreading every peer's samples over the same span makes the
+    ratios between them steadier. ``context`` (or None) is a context-manager
+    factory entered around each of that entry's blocks (e.g. a BLAS thread
+    limit)."""
+    import contextlib
+
+    rounds = max(1, int(rounds))
+    inner = {}
+    samples: dict = {key: [] for key, _, _ in entries}
+    per_block = max(2, math.ceil(5 / rounds))
+    for r in range(rounds):
+        order = entries[r % len(entries):] + entries[: r % len(entries)] if entries else []
+        for key, fn, ctx in order:
+            with ctx() if ctx else contextlib.nullcontext():
+                if key not in inner:
+                    inner[key] = _inner(fn)
+                else:
+                    fn()  # warm again after the other peers ran
+                samples[key] += _samples(fn, inner[key], min_time / rounds, per_block)
+            _pause()
+    return {key: statistics.median(v) for key, v in samples.items()}
 
 
 def _rel_err(a, b) -> float:
@@ -484,8 +522,11 @@ def _pause():
     time.sleep(0.03)
 
 
-def run(cases, threads, min_time=0.2, use_torch=True, backward=True, progress=None, use_ort=True):
-    """Benchmark ``cases`` at each thread count; returns (results, environment dict)."""
+def run(cases, threads, min_time=0.2, use_torch=True, backward=True, progress=None, use_ort=True, rounds=3):
+    """Benchmark ``cases`` at each thread count; returns (results, environment dict).
+
+    Each case's libraries are timed in ``rounds`` interleaved rounds of
+    ``min_time / rounds`` seconds each (see ``measure_rounds``)."""
     from .models import get_model
 
     torch_peer = None
@@ -533,17 +574,13 @@ def run(cases, threads, min_time=0.2, use_torch=True, backward=True, progress=No
                 r = Result(case.name, case.describe(), nt, gflop, 0.0)
                 r.max_rel_diff_numpy = _rel_err(mine, ref)
                 r.agree = r.max_rel_diff_numpy <= AGREE_TOL
-                r.fastconv_ms = measure(fc, min_time) * 1e3
-                _pause()
-                with blas(nt):
-                    r.numpy_ms = measure(npf, min_time) * 1e3
-                _pause()
+                entries = [("fastconv", fc, None), ("numpy", npf, lambda: blas(nt))]
                 if torch_peer:
                     tf, conv = torch_peer.forward(case, arrays, model)
                     r.max_rel_diff_torch = _rel_err(mine, conv(tf()))
                     r.agree = r.agree and r.max_rel_diff_torch <= AGREE_TOL
-                    r.torch_ms = measure(tf, min_time) * 1e3
-                    _pause()
+                    entries.append(("torch", tf, None))
+                of = None
                 if ort_peer:
                     try:
                         of = ort_peer.forward(case, arrays, nt, model)
@@ -552,17 +589,18 @@ def run(cases, threads, min_time=0.2, use_torch=True, backward=True, progress=No
                     if of is not None:
                         r.max_rel_diff_ort = _rel_err(mine, of())
                         r.agree = r.agree and r.max_rel_diff_ort <= AGREE_TOL
-                        r.ort_ms = measure(of, min_time) * 1e3
-                        del of
-                        _pause()
+                        entries.append(("ort", of, None))
+                if backward and case.kind == "conv":
+                    entries.append(("fastconv_fwdbwd", _fastconv_fwd_bwd(case, arrays), None))
+                    if torch_peer:
+                        entries.append(("torch_fwdbwd", torch_peer.forward_backward(case, arrays), None))
+                _pause()
+                times = measure_rounds(entries, min_time, rounds)
+                del entries, of
+                for key, sec in times.items():
+                    setattr(r, key + "_ms", sec * 1e3)
                 if r.gflop:
                     r.pct_peak = 100.0 * r.gflops / (peak1 * nt)
-                if backward and case.kind == "conv":
-                    r.fastconv_fwdbwd_ms = measure(_fastconv_fwd_bwd(case, arrays), min_time) * 1e3
-                    _pause()
-                    if torch_peer:
-                        r.torch_fwdbwd_ms = measure(torch_peer.forward_backward(case, arrays), min_time) * 1e3
-                        _pause()
                 results.append(r)
     finally:
         set_num_threads(old_threads)
@@ -574,6 +612,7 @@ def run(cases, threads, min_time=0.2, use_torch=True, backward=True, progress=No
         env["torch_error"] = torch_error
     env["numpy_threads"] = blas.describe
     env["min_time_per_measurement_s"] = min_time
+    env["rounds"] = rounds
     return results, env
 
 

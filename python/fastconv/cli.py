@@ -23,6 +23,16 @@ def _threads_arg(text):
     return values
 
 
+def _rounds_arg(text):
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"rounds must be a positive integer, got {text!r}")
+    return n
+
+
 def _default_threads():
     from ._runtime import get_num_threads
 
@@ -53,7 +63,7 @@ def cmd_bench(args) -> int:
         )
     results, env = _bench.run(
         cases, threads, min_time=args.min_time, use_torch=not args.no_torch, backward=not args.no_backward,
-        progress=progress, use_ort=not args.no_ort,
+        progress=progress, use_ort=not args.no_ort, rounds=args.rounds,
     )
     print(_bench.table(results))
     print()
@@ -215,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--list", action="store_true", help="list the cases and exit")
     b.add_argument("--threads", type=_threads_arg, help="comma-separated thread counts (default: 1 and all cores)")
     b.add_argument("--min-time", type=float, default=0.15, help="seconds of timing per measurement (default 0.15)")
+    b.add_argument("--rounds", type=_rounds_arg, default=2, help="interleaved timing rounds per case (default 2)")
     b.add_argument("--no-torch", action="store_true", help="do not compare with PyTorch even if installed")
     b.add_argument("--no-ort", action="store_true", help="do not compare with onnxruntime even if installed")
     b.add_argument("--no-backward", action="store_true", help="skip the conv forward+backward timings")
