@@ -386,6 +386,7 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   const int64_t JB = std::min(round_up(s.nblock, NR), std::max<int64_t>(NR, (16384 / s.mblock) / NR * NR));
   const int64_t per_thread = s.mblock * JB + kc * NR + MR * kc;  // C block + one packed panel + edge rows of w
   Buffer<T> scratch(checked_mul(nt, per_thread, "conv2d scratch"));
+  std::vector<Tile> tile_buf(size_t(nt * (JB / NR)));  // each thread's tiles of its current block
   const int64_t P = p.P();
 
   parallel_for(tasks, nt, [&](int64_t t, int tid) {
@@ -465,25 +466,52 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
           }
         }
       }
-      // epilogue: bias on tiles written in place, copy-out (+ bias) of the rest
-      for (int64_t jt = jb; jt < je; jt += NR) {
-        const Tile tl = tiling.at(jt / NR);
-        for (int64_t i = i0; i < i1; ++i) {
-          const T bv = b ? b[g * M + i] : T(0);
-          T* yrow = yg + (tl.n * p.OC + i) * P;
+      // epilogue: bias on the tiles written in place; the rest copied out of
+      // the block (+ bias), adjacent runs merged -- a flat tiling's pieces of
+      // one output row (an exact tiling's of whole images) go out as one run
+      Tile* const tb = tile_buf.data() + tid * (JB / NR);
+      const int64_t nblk = (je - jb) / NR;
+      const bool merge = tiling.mode != DirectTiling::kRows;
+      for (int64_t u = 0; u < nblk; ++u) tb[u] = tiling.at(jb / NR + u);
+      for (int64_t i = i0; i < i1; ++i) {
+        const T bv = b ? b[g * M + i] : T(0);
+        const T* crow = cbuf + (i - i0) * JB;
+        T* const yi = yg + i * P;                   // image n's row i at yi + n*OC*P
+        int64_t rs = 0, rd = 0, rl = 0;             // pending run: crow[rs, rs + rl) -> yi[rd, rd + rl)
+        auto flush = [&]() {
+          T* d = yi + rd;
+          const T* src = crow + rs;
+          for (int64_t v = 0; v < rl; ++v) d[v] = src[v] + bv;
+          rl = 0;
+        };
+        for (int64_t u = 0; u < nblk; ++u) {
+          const Tile& tl = tb[u];
           if (tl.direct && i < i_full) {
             if (b) {
-              T* d = yrow + tl.oh * p.OW + tl.ow0;
+              T* d = yi + tl.n * p.OC * P + tl.oh * p.OW + tl.ow0;
               for (int l = 0; l < NR; ++l) d[l] += bv;
             }
             continue;
           }
-          const T* src = cbuf + (i - i0) * JB + (jt - jb);
           tiling.for_each_run(tl, [&](int64_t l0, int64_t cnt, int64_t n, int64_t yoff) {
-            T* d = yg + (n * p.OC + i) * P + yoff;
-            for (int64_t u = 0; u < cnt; ++u) d[u] = src[l0 + u] + bv;
+            const int64_t sl = u * NR + l0, dl = n * p.OC * P + yoff;
+            if (!merge) {  // row tiling: a copied run ends its output row, nothing to join
+              T* d = yi + dl;
+              const T* src = crow + sl;
+              for (int64_t v = 0; v < cnt; ++v) d[v] = src[v] + bv;
+              return;
+            }
+            if (rl > 0 && sl == rs + rl && dl == rd + rl) {
+              rl += cnt;
+              return;
+            }
+            if (rl > 0) flush();
+            rs = sl;
+            rd = dl;
+            rl = cnt;
           });
         }
+        if (rl > 0) flush();
       }
     }
   });
