@@ -1,14 +1,38 @@
 // Shims for conv2d forward / backward.
 #include <array>
 
+#include <memory>
+#include <type_traits>
+
 #include "bindings/shim.h"
 #include "ops/conv2d.h"
+#include "ops/weight_pack.h"
 
 namespace fastconv {
 
 namespace py = pybind11;
 using Pair = std::array<int64_t, 2>;
 using Quad = std::array<int64_t, 4>;  // top, bottom, left, right
+
+// A weight's packed panels kept across forward calls (nn.Conv2d.prepack).
+// Made only from a read-only array, which it keeps alive (so its address is
+// not reused by another array while the pack exists); a call uses it only
+// with that same array object, still read-only.
+struct ConvPack {
+  py::array weight;
+  int64_t groups = 1;
+  std::unique_ptr<ConvWeightPack<float>> f32;
+  std::unique_ptr<ConvWeightPack<double>> f64;
+
+  template <typename T>
+  ConvWeightPack<T>* for_call(const py::array& w) const {
+    if (!w.is(weight) || w.writeable()) return nullptr;
+    if constexpr (std::is_same_v<T, float>)
+      return f32.get();
+    else
+      return f64.get();
+  }
+};
 
 namespace {
 
@@ -20,7 +44,7 @@ Conv2dParams params(const py::array& x, const py::array& w, const py::object& b,
 
 template <typename T>
 py::array forward(const py::array& x, const py::array& w, const py::object& b, const Conv2dParams& p,
-                  const py::object& out) {
+                  const py::object& out, const ConvPack* pack = nullptr) {
   const T* xp = shim::in_ptr<T>(x, "conv2d", "input");
   const T* wp = shim::in_ptr<T>(w, "conv2d", "weight");
   const T* bp = shim::opt_ptr<T>(b, "conv2d", "bias");
@@ -28,7 +52,7 @@ py::array forward(const py::array& x, const py::array& w, const py::object& b, c
   T* yp = shim::out_ptr(y);
   {
     py::gil_scoped_release nogil;
-    conv2d_forward<T>(yp, xp, wp, bp, p);
+    conv2d_forward<T>(yp, xp, wp, bp, p, pack ? pack->for_call<T>(w) : nullptr);
   }
   return std::move(y);
 }
@@ -71,6 +95,42 @@ py::tuple backward(const py::array& dy, const py::array& x, const py::array& w, 
 }  // namespace
 
 void register_conv(py::module_& m) {
+  py::class_<ConvPack>(m, "ConvWeightPack",
+                       "A conv2d weight's GEMM panels, packed on first use by each path and kept: made from a "
+                       "read-only (OC, C/groups, kH, kW) float32/float64 array, used by conv2d_fast for that same "
+                       "array while it stays read-only.")
+      .def(py::init([](const py::array& w, int64_t groups) {
+             const char* op = "ConvWeightPack";
+             if (w.ndim() != 4)
+               value_error(op, ": weight must be 4-D (OC, C/groups, kH, kW), got shape ",
+                           shape_str(shim::shape_of(w)));
+             if (groups < 1) value_error(op, ": groups must be positive, got ", groups);
+             if (w.shape(0) % groups != 0)
+               value_error(op, ": weight has ", int64_t(w.shape(0)), " output channels, not divisible by groups (",
+                           groups, ")");
+             if (w.writeable())
+               value_error(op, ": the weight array must be read-only (the pack is only valid while it cannot "
+                               "change)");
+             auto pk = std::make_unique<ConvPack>();
+             pk->weight = w;
+             pk->groups = groups;
+             const int64_t M = int64_t(w.shape(0)) / groups, K = int64_t(w.shape(1) * w.shape(2) * w.shape(3));
+             if (shim::dtype_of(w, op, "weight") == shim::DType::f32)
+               pk->f32 = std::make_unique<ConvWeightPack<float>>(shim::in_ptr<float>(w, op, "weight"), groups, M, K);
+             else
+               pk->f64 =
+                   std::make_unique<ConvWeightPack<double>>(shim::in_ptr<double>(w, op, "weight"), groups, M, K);
+             return pk;
+           }),
+           py::arg("weight"), py::arg("groups") = 1)
+      .def_property_readonly("weight", [](const ConvPack& pk) { return pk.weight; })
+      .def_property_readonly("groups", [](const ConvPack& pk) { return pk.groups; })
+      .def_property_readonly(
+          "entries", [](const ConvPack& pk) { return pk.f32 ? pk.f32->entries() : pk.f64->entries(); },
+          "packed layouts built so far (one per path / ISA used)")
+      .def_property_readonly(
+          "nbytes", [](const ConvPack& pk) { return pk.f32 ? pk.f32->bytes() : pk.f64->bytes(); },
+          "bytes of the packed layouts built so far");
   m.def(
       "set_conv_algorithm",
       [](const std::string& name) {
@@ -85,28 +145,35 @@ void register_conv(py::module_& m) {
   m.def("get_conv_algorithm", []() {
     return std::string(conv2d_algorithm() == ConvAlgorithm::im2col ? "im2col" : "auto");
   });
+  // conv2d for the common case (see shim.h: fast paths), optionally with a
+  // weight's kept panels; None when the general path must handle the call
+  auto fast = [](py::handle x, py::handle w, py::handle b, py::handle stride, py::handle padding,
+                 py::handle dilation, py::handle groups, const ConvPack* pack) -> py::object {
+    const int dt = shim::fast_dtype(x);
+    if (dt < 0 || shim::fast_dtype(w) != dt || shim::fast_ndim(x) != 4 || shim::fast_ndim(w) != 4)
+      return py::none();
+    if (!b.is_none() && (shim::fast_dtype(b) != dt || shim::fast_ndim(b) != 1)) return py::none();
+    Pair s{}, pd{}, d{};
+    int64_t g = 0;
+    if (!shim::fast_pair(stride, 1, s) || !shim::fast_pair(padding, 0, pd) || !shim::fast_pair(dilation, 1, d) ||
+        !shim::fast_int(groups.ptr(), g) || g < 1)
+      return py::none();
+    const Conv2dParams p = make_conv2d_params(shim::fast_shape(x), shim::fast_shape(w),
+                                              b.is_none() ? -1 : shim::fast_shape(b)[0], s[0], s[1], pd[0], pd[0],
+                                              pd[1], pd[1], d[0], d[1], g);
+    const py::array xa = py::reinterpret_borrow<py::array>(x), wa = py::reinterpret_borrow<py::array>(w);
+    const py::object bo = py::reinterpret_borrow<py::object>(b);
+    if (dt == 0) return forward<float>(xa, wa, bo, p, py::none(), pack);
+    return forward<double>(xa, wa, bo, p, py::none(), pack);
+  };
+  // (two entry points: a defaulted pack argument would cost every call pybind11's keyword handling)
   m.def(
       "conv2d_fast",
-      [](py::handle x, py::handle w, py::handle b, py::handle stride, py::handle padding, py::handle dilation,
-         py::handle groups) -> py::object {
-        const int dt = shim::fast_dtype(x);
-        if (dt < 0 || shim::fast_dtype(w) != dt || shim::fast_ndim(x) != 4 || shim::fast_ndim(w) != 4)
-          return py::none();
-        if (!b.is_none() && (shim::fast_dtype(b) != dt || shim::fast_ndim(b) != 1)) return py::none();
-        Pair s{}, pd{}, d{};
-        int64_t g = 0;
-        if (!shim::fast_pair(stride, 1, s) || !shim::fast_pair(padding, 0, pd) || !shim::fast_pair(dilation, 1, d) ||
-            !shim::fast_int(groups.ptr(), g) || g < 1)
-          return py::none();
-        const Conv2dParams p = make_conv2d_params(
-            shim::fast_shape(x), shim::fast_shape(w), b.is_none() ? -1 : shim::fast_shape(b)[0], s[0], s[1], pd[0],
-            pd[0], pd[1], pd[1], d[0], d[1], g);
-        const py::array xa = py::reinterpret_borrow<py::array>(x), wa = py::reinterpret_borrow<py::array>(w);
-        const py::object bo = py::reinterpret_borrow<py::object>(b);
-        if (dt == 0) return forward<float>(xa, wa, bo, p, py::none());
-        return forward<double>(xa, wa, bo, p, py::none());
-      },
+      [fast](py::handle x, py::handle w, py::handle b, py::handle stride, py::handle padding, py::handle dilation,
+             py::handle groups) { return fast(x, w, b, stride, padding, dilation, groups, nullptr); },
       "conv2d for the common case (see shim.h: fast paths); None when the general path must handle the call.");
+  m.def("conv2d_fast_packed", fast,
+        "conv2d_fast with a ConvWeightPack of the weight array (ignored for any other array).");
   m.def(
       "conv2d_check",
       [](const std::vector<int64_t>& xs, const std::vector<int64_t>& ws, int64_t bias_len, Pair stride, Quad pad,

@@ -45,6 +45,7 @@
 #include "ops/conv2d_direct.h"
 #include "ops/depthwise.h"
 #include "ops/im2col.h"
+#include "ops/weight_pack.h"
 
 namespace fastconv {
 
@@ -368,17 +369,24 @@ void fill_parallel(T* p, int64_t n, T v) {
 // entry points
 
 template <typename T>
-void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dParams& p) {
+void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dParams& p, ConvWeightPack<T>* pack) {
   if (p.N == 0 || p.OC == 0) return;
   if (depthwise_kernels_apply(p)) return depthwise_forward(y, x, w, b, p);
   if (conv2d_direct_forward_applies(p) && conv2d_algorithm() != ConvAlgorithm::im2col)
-    return conv2d_direct_forward(y, x, w, b, p);
+    return conv2d_direct_forward(y, x, w, b, p, pack);
   const GemmKernel<T>& kr = kernel_for<T>(active_kernels());
   const int64_t M = p.OCg(), K = p.Kg(), J = p.N * p.P();
   // A: every group's weight matrix packed once, shared by all tasks
   const int64_t asz = prepacked_a_size(M, K, kr);
-  Buffer<T> apacked(checked_mul(p.G, asz, "conv2d packed weight"));
-  prepack_a_groups(apacked.data(), w, p.G, M, K, kr, int64_t(kr.kc));
+  Buffer<T> apacked;
+  const T* apanels;
+  if (pack && pack->matches(w, p.G, M, K)) {
+    apanels = pack->panels(kr, int64_t(kr.kc));
+  } else {
+    apacked.reset(checked_mul(p.G, asz, "conv2d packed weight"), "conv2d packed weight");
+    prepack_a_groups(apacked.data(), w, p.G, M, K, kr, int64_t(kr.kc));
+    apanels = apacked.data();
+  }
 
   const TileSplit s = split_tiles(M, J, kr.mr, kr.nr, kr.nc, p.G, num_threads());
   const int64_t tasks = checked_mul(p.G, s.tasks(), "conv2d tasks");
@@ -393,7 +401,7 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dParams
     const int64_t mi = rest % s.mcount, ni = rest / s.mcount;
     const int64_t i0 = mi * s.mblock, i1 = std::min(M, i0 + s.mblock);
     const int64_t j0 = ni * s.nblock, j1 = std::min(J, j0 + s.nblock);
-    APrepacked<T> ap{apacked.data() + g * asz, round_up(M, kr.mr), kr.mr};
+    APrepacked<T> ap{apanels + g * asz, round_up(M, kr.mr), kr.mr};
     BIm2colFwd<T> bp{&geom, rows.data(), x + g * p.Cg() * p.H * p.W, kr.nr};
     CConvOut<T> cm{y, p.OC, p.P(), g * M, b ? b + g * M : nullptr, kr.nr};
     gemm_macro(kr, i0, i1, j0, j1, K, ap, bp, cm, static_cast<T*>(nullptr), scratch.data() + tid * sb);
@@ -554,7 +562,7 @@ template void sum_partials<float>(float*, const float*, int64_t, int64_t);
 template void sum_partials<double>(double*, const double*, int64_t, int64_t);
 
 #define FASTCONV_INSTANTIATE(T)                                                                  \
-  template void conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dParams&);        \
+  template void conv2d_forward<T>(T*, const T*, const T*, const T*, const Conv2dParams&, ConvWeightPack<T>*); \
   template void conv2d_backward_data<T>(T*, const T*, const T*, const Conv2dParams&);            \
   template void conv2d_backward_weight<T>(T*, T*, const T*, const T*, const Conv2dParams&);
 FASTCONV_INSTANTIATE(float)

@@ -35,9 +35,15 @@ enum class ConvAlgorithm { automatic = 0, im2col = 1 };
 ConvAlgorithm conv2d_algorithm();
 void set_conv2d_algorithm(ConvAlgorithm a);
 
-// x (N,C,H,W), w (OC,C/G,KH,KW), b (OC) or null -> y (N,OC,OH,OW)
 template <typename T>
-void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dParams& p);
+class ConvWeightPack;  // ops/weight_pack.h
+
+// x (N,C,H,W), w (OC,C/G,KH,KW), b (OC) or null -> y (N,OC,OH,OW).
+// pack: w's panels kept from earlier calls (used when it was made from w with
+// these sizes and the path packs the weight at all), or null.
+template <typename T>
+void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dParams& p,
+                    ConvWeightPack<T>* pack = nullptr);
 
 // dy (N,OC,OH,OW), w (OC,C/G,KH,KW) -> dx (N,C,H,W)
 template <typename T>

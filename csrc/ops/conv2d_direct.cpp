@@ -45,6 +45,7 @@
 #include "gemm/driver.h"
 #include "gemm/gemm.h"
 #include "ops/im2col.h"
+#include "ops/weight_pack.h"
 
 namespace fastconv {
 
@@ -274,7 +275,8 @@ struct DirectTiling {
 }  // namespace
 
 template <typename T>
-void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2dParams& p) {
+void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2dParams& p,
+                           ConvWeightPack<T>* pack) {
   if (p.N == 0 || p.OC == 0) return;
   const GemmKernel<T>& kr = kernel_for<T>(active_kernels());
   const int MR = kr.mr, NR = kr.nr;
@@ -375,9 +377,18 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   // B panels are packed; and only where that kernel has the same MR).
   const bool a_rows = exact && kr.rows_mr == MR && tiling.tiles <= 32;
   const int64_t asz = a_rows ? 0 : prepacked_a_size(M, K, kr), Mpad = round_up(M, MR);
-  Buffer<T> apacked(checked_mul(p.G, asz, "conv2d packed weight"));
   const int64_t kc = balanced_kc(K, kr.kc);
-  if (!a_rows) prepack_a_groups(apacked.data(), w, p.G, M, K, kr, kc);
+  Buffer<T> apacked;
+  const T* apanels = nullptr;
+  if (!a_rows) {
+    if (pack && pack->matches(w, p.G, M, K)) {
+      apanels = pack->panels(kr, kc);
+    } else {
+      apacked.reset(checked_mul(p.G, asz, "conv2d packed weight"), "conv2d packed weight");
+      prepack_a_groups(apacked.data(), w, p.G, M, K, kr, kc);
+      apanels = apacked.data();
+    }
+  }
 
   const TileSplit s = split_tiles(M, J, MR, NR, kr.nc, p.G, num_threads());
   const int64_t tasks = checked_mul(p.G, s.tasks(), "conv2d tasks");
@@ -398,7 +409,7 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
     T* cbuf = scratch.data() + tid * per_thread;
     T* panel = cbuf + s.mblock * JB;
     T* edge = panel + kc * NR;
-    const T* ag = apacked.data() + g * asz;
+    const T* ag = apanels + g * asz;  // (unused on the a_rows path)
     T* yg = y + g * M * P;  // + n*OC*P: channel g*M of image n
     for (int64_t jb = j0; jb < j1; jb += JB) {
       const int64_t je = std::min(j1, jb + JB);
@@ -616,8 +627,9 @@ void conv2d_direct_backward_weight(T* dw, const T* dy, const T* x, const Conv2dP
 template void conv2d_direct_backward_weight<float>(float*, const float*, const float*, const Conv2dParams&);
 template void conv2d_direct_backward_weight<double>(double*, const double*, const double*, const Conv2dParams&);
 
-template void conv2d_direct_forward<float>(float*, const float*, const float*, const float*, const Conv2dParams&);
+template void conv2d_direct_forward<float>(float*, const float*, const float*, const float*, const Conv2dParams&,
+                                           ConvWeightPack<float>*);
 template void conv2d_direct_forward<double>(double*, const double*, const double*, const double*,
-                                            const Conv2dParams&);
+                                            const Conv2dParams&, ConvWeightPack<double>*);
 
 }  // namespace fastconv

@@ -16,7 +16,8 @@ bool conv2d_direct_forward_applies(const Conv2dParams& p);
 
 // x (N,C,H,W), w (OC,C/G,KH,KW), b (OC) or null -> y (N,OC,OH,OW)
 template <typename T>
-void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2dParams& p);
+void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2dParams& p,
+                           ConvWeightPack<T>* pack = nullptr);
 
 // dy (N,OC,OH,OW), x (N,C,H,W) -> dw (OC,C/G,KH,KW)
 template <typename T>

@@ -22,6 +22,7 @@ from typing import Any, Iterable, Iterator, Optional, TypeVar, Union, cast, over
 
 import numpy as np
 
+from .. import _core
 from .. import functional as F
 from .._args import as_int, as_pair
 from .._functions import Pad
@@ -223,6 +224,10 @@ class Conv2d(Module):
         return (ph, ph, pw, pw)
 
     def forward(self, input: TensorLike) -> Tensor:
+        if "_pack" in self.__dict__ and self.padding_mode == "zeros":
+            raw = F._untracked(input, self.weight, self.bias)
+            if raw is not None:  # nothing to record: the array form, with the kept panels
+                return F._wrap(self._array_forward(raw[0]))
         if self.padding_mode != "zeros":
             pads = self._explicit_pads()
             if any(pads):
@@ -237,8 +242,34 @@ class Conv2d(Module):
 
     def _array_forward(self, x: Any) -> Any:
         params = self._parameters
-        return F.conv2d(x, cast(Parameter, params["weight"]).data, _data(params.get("bias")), self.stride,
-                        self.padding, self.dilation, self.groups)
+        w, b = cast(Parameter, params["weight"]).data, _data(params.get("bias"))
+        pack = self.__dict__.get("_pack")
+        if pack is not None:
+            if w is pack.weight:
+                y = _core.conv2d_fast_packed(x, w, b, self.stride, self.padding, self.dilation, self.groups, pack)
+                if y is not None:
+                    return y
+            else:  # the weight was replaced: its panels are of no use
+                self._unpack_self()
+        return F.conv2d(x, w, b, self.stride, self.padding, self.dilation, self.groups)
+
+    # --- prepack (Module.prepack): the weight's panels kept while it is read-only
+    def _prepack_self(self) -> None:
+        if "_pack" in self.__dict__:
+            return
+        w = cast(Parameter, self._parameters["weight"]).data
+        if not (isinstance(w, np.ndarray) and type(w) is np.ndarray and w.ndim == 4 and w.flags.c_contiguous
+                and w.flags.aligned and w.dtype in (np.float32, np.float64)):
+            return  # the call would copy it anyway: nothing to keep
+        was_writeable = bool(w.flags.writeable)
+        w.flags.writeable = False
+        object.__setattr__(self, "_pack", _core.ConvWeightPack(w, self.groups))
+        object.__setattr__(self, "_pack_made_readonly", was_writeable)
+
+    def _unpack_self(self) -> None:
+        pack = self.__dict__.pop("_pack", None)
+        if pack is not None and self.__dict__.pop("_pack_made_readonly", False):
+            pack.weight.flags.writeable = True
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
