@@ -531,10 +531,12 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
 // Weight gradient, stride 1, as inner products along the same Wp pitch:
 //   dW_g[o, k] = sum_n sum_j dyw[n, g*OCg + o, j] * Xp[n, g*Cg][off[k] + j]
 // dyw is dy laid out on the Wp pitch with zeros in the junk columns (dy itself
-// when there are none). 4x3 output tiles (dot4x3 kernel) over position blocks
-// short enough that the block of Xp rows stays in L2 while every output row
-// tile passes over it. The reduction over images is cut into chunks fixed by
-// the shape (as in conv2d.cpp), each into its own partial dW.
+// when there are none). Either transposed on the gather kernel (see below) or
+// as 4x3 output tiles (dot4x3 kernel) over position blocks short enough that
+// the block of Xp rows stays in L2 while every output row tile passes over it.
+// The reduction over images is cut into chunks fixed by the shape (as in
+// conv2d.cpp), each into its own partial dW; the order of every sum is fixed
+// by the shape, never the thread count.
 template <typename T>
 void conv2d_direct_backward_weight(T* dw, const T* dy, const T* x, const Conv2dParams& p) {
   const GemmKernel<T>& kr = kernel_for<T>(active_kernels());
@@ -578,6 +580,79 @@ void conv2d_direct_backward_weight(T* dw, const T* dy, const T* x, const Conv2dP
 
   const int64_t dw_size = p.OC * K;
   const int64_t R = weight_grad_chunks(p.N, dw_size), per = ceil_div(p.N, R);
+  // Transposed, when the output channels fill the kernel's NR lanes (>= 3/4):
+  //   dW_g^T (K x M) = X_col (K x positions) * dy^T (positions x M)
+  // on the gather micro-kernel -- GM taps (rows of X_col: runs of Xp read in
+  // place, one broadcast per tap and position) by NR output channels (a panel
+  // of dy^T, transposed once per image). Partial results per image chunk go
+  // to Kpad x Mpad blocks, transposed into dw (summed in chunk order) at the
+  // end. Measured against the 4x3 inner products below at 1 thread, alternated
+  // in one process: 64->64 3x3 on 32x32 images 1.17-1.21x faster, LeNet's
+  // 6->16 5x5 1.72x; with LeNet's 6 output channels (16 lanes) 0.42x.
+  if (kr.ukernel_gather && kr.gather_mr <= kMaxGather && 4 * M >= 3 * round_up(M, kr.nr)) {
+    const int GM = kr.gather_mr, NR = kr.nr;
+    const int64_t Mpad = round_up(M, NR), Kpad = round_up(K, GM), ob_count = Mpad / NR;
+    const int64_t tsize = checked_mul(Kpad, Mpad, "conv2d weight-gradient partial sums");
+    Buffer<T> part(checked_mul(checked_mul(R, p.G, "conv2d weight-gradient partial sums"), tsize,
+                               "conv2d weight-gradient partial sums"));
+    const int64_t ttiles = Kpad / GM;
+    const int nthr = num_threads();
+    int64_t parts = std::min<int64_t>(ttiles, std::max<int64_t>(1, ceil_div(4 * int64_t(nthr), R * p.G)));
+    const int64_t tblk = ceil_div(ttiles, parts) * GM;
+    parts = ceil_div(Kpad, tblk);
+    const int64_t tasks = R * p.G * parts;
+    const int nt = threads_for_flops(2.0 * double(p.N) * p.OC * K * p.P(), tasks);
+    const int64_t L = std::min<int64_t>(Jred, 256);  // positions per kernel call (the B panel slice stays in L1)
+    const int64_t panel_sz = checked_mul(Mpad, Jred, "conv2d output gradient");
+    Buffer<T> panels(checked_mul(nt, panel_sz, "conv2d output gradient"));
+    std::vector<int64_t> iota(static_cast<size_t>(L));
+    for (int64_t i = 0; i < L; ++i) iota[size_t(i)] = i;
+    Buffer<T> zeros(Jred);
+    zeros.zero();
+    parallel_for(tasks, nt, [&](int64_t t, int tid) {
+      const int64_t g = t % p.G, rest = t / p.G;
+      const int64_t r = rest % R, part_i = rest / R;
+      const int64_t k0 = part_i * tblk, k1 = std::min(Kpad, k0 + tblk);
+      const int64_t n0 = r * per, n1 = std::min(p.N, n0 + per);
+      T* ct = part.data() + (r * p.G + g) * tsize;
+      std::fill(ct + k0 * Mpad, ct + k1 * Mpad, T(0));
+      T* pan = panels.data() + tid * panel_sz;
+      for (int64_t n = n0; n < n1; ++n) {
+        const T* xg = X + (n * p.C + g * Cg) * plane;
+        const T* dyg = DY + (n * p.OC + g * M) * Jimg;
+        // dy^T panels: block ob holds [j][c] = dy[ob*NR + c][j] (zero past M)
+        for (int64_t ob = 0; ob < ob_count; ++ob) {
+          const int64_t rows = std::min<int64_t>(NR, M - ob * NR);
+          T* d = pan + ob * Jred * NR;
+          kr.transpose(rows, Jred, dyg + ob * NR * Jimg, Jimg, d, NR);
+          if (rows < NR)
+            for (int64_t j = 0; j < Jred; ++j) std::fill(d + j * NR + rows, d + (j + 1) * NR, T(0));
+        }
+        for (int64_t jb = 0; jb < Jred; jb += L) {
+          const int64_t len = std::min(L, Jred - jb);
+          for (int64_t k = k0; k < k1; k += GM) {
+            const T* a[kMaxGather];
+            for (int i = 0; i < GM; ++i) a[i] = k + i < K ? xg + offs[size_t(k + i)] + jb : zeros.data();
+            for (int64_t ob = 0; ob < ob_count; ++ob)
+              kr.ukernel_gather(len, a, iota.data(), pan + (ob * Jred + jb) * NR, ct + k * Mpad + ob * NR, Mpad,
+                                true);
+          }
+        }
+      }
+    });
+    // dw[g*M + o][k] = sum over chunks r (in order) of part[r][g][k][o]
+    const int64_t rows = p.G * M;
+    parallel_for(rows, threads_for_flops(double(R) * dw_size, rows), [&](int64_t row, int) {
+      const int64_t g = row / M, o = row - g * M;
+      T* d = dw + row * K;
+      for (int64_t k = 0; k < K; ++k) {
+        T acc = part[g * tsize + k * Mpad + o];
+        for (int64_t rr = 1; rr < R; ++rr) acc += part[(rr * p.G + g) * tsize + k * Mpad + o];
+        d[k] = acc;
+      }
+    });
+    return;
+  }
   Buffer<T> partial(R > 1 ? checked_mul(R, dw_size, "conv2d weight-gradient partial sums") : 0);
 
   const int64_t otiles = ceil_div(M, 4);
