@@ -390,7 +390,41 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
     }
   }
 
-  const TileSplit s = split_tiles(M, J, MR, NR, kr.nc, p.G, num_threads());
+  // Exact tiling with few tiles (a deep layer at batch 1): the tiles' B panels
+  // are packed once, up front, for all of K, and the tasks split the weight's
+  // row panels finely -- instead of every row block packing the same panels.
+  const int nthreads = num_threads();
+  const int64_t bpre_size = exact && tiling.tiles <= 32 && nthreads > 1
+                                ? checked_mul(checked_mul(p.G * tiling.tiles, K, "conv2d positions"), NR,
+                                              "conv2d positions")
+                                : 0;
+  const bool bpre = bpre_size > 0 && bpre_size <= (int64_t(8) << 20) / int64_t(sizeof(T));
+  Buffer<T> bpanels(bpre ? bpre_size : 0, "conv2d packed input");
+  TileSplit s = split_tiles(M, J, MR, NR, kr.nc, p.G, nthreads);
+  if (bpre) {
+    const int64_t tasks_b = p.G * tiling.tiles, total = checked_mul(p.N, p.P(), "conv2d positions");
+    parallel_for(tasks_b, threads_for_flops(16.0 * double(bpre_size), tasks_b), [&](int64_t t, int) {
+      const int64_t g = t / tiling.tiles, jt = (t - g * tiling.tiles) * NR;
+      T* panel = bpanels.data() + t * K * NR;
+      tiling.for_each_run(tiling.at(jt / NR), [&](int64_t l0, int64_t cnt, int64_t n, int64_t yoff) {
+        const int64_t oh = yoff / p.OW, ow = yoff - oh * p.OW;
+        const T* src = X + (n * p.C + g * Cg) * chan + oh * Wp + ow;
+        for (int64_t k = 0; k < K; ++k) {
+          const T* sk = src + offs[size_t(k)];
+          T* d = panel + k * NR + l0;
+          for (int64_t u = 0; u < cnt; ++u) d[u] = sk[u];
+        }
+      });
+      const int64_t filled = std::min<int64_t>(NR, total - jt);
+      if (filled < NR)  // past the last image
+        for (int64_t k = 0; k < K; ++k) std::fill(panel + k * NR + filled, panel + (k + 1) * NR, T(0));
+    });
+    s.ncount = 1;
+    s.nblock = J;
+    s.mcount = std::min<int64_t>(ceil_div(M, MR), 4 * int64_t(nthreads));
+    s.mblock = round_up(ceil_div(M, s.mcount), MR);
+    s.mcount = ceil_div(M, s.mblock);
+  }
   const int64_t tasks = checked_mul(p.G, s.tasks(), "conv2d tasks");
   const int nt = threads_for_flops(2.0 * double(p.OC) * K * J, tasks);
   // accumulation block: mblock rows x JB positions, sized to stay in L2
@@ -420,7 +454,10 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
           const Tile tl = tiling.at(jt / NR);
           const int64_t base = (tl.n * p.C + g * Cg) * chan + tl.q0;
           const bool over = !exact && base + NR - 1 + off_max >= x_total + (in_place ? 0 : slack);
-          if (exact) {  // pack the tile's valid positions, run by run
+          const T* bpanel = panel;
+          if (bpre) {
+            bpanel = bpanels.data() + (g * tiling.tiles + jt / NR) * K * NR + pc * NR;
+          } else if (exact) {  // pack the tile's valid positions, run by run
             tiling.for_each_run(tl, [&](int64_t l0, int64_t cnt, int64_t n, int64_t yoff) {
               const int64_t oh = yoff / p.OW, ow = yoff - oh * p.OW;
               const T* src = X + (n * p.C + g * Cg) * chan + oh * Wp + ow;
@@ -466,12 +503,12 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
                 a = edge;
                 lda = kb;
               }
-              kr.ukernel_rows(kb, a, lda, panel, c, ldc, acc);
+              kr.ukernel_rows(kb, a, lda, bpanel, c, ldc, acc);
               continue;
             }
             const T* a = ag + Mpad * pc + (ir / MR) * MR * kb;
             if (over || exact)
-              kr.ukernel(kb, a, panel, c, ldc, acc);
+              kr.ukernel(kb, a, bpanel, c, ldc, acc);
             else
               kr.ukernel_off(kb, a, X + base, offs.data() + pc, c, ldc, acc);
           }
