@@ -299,6 +299,11 @@ DIRECT_CASES = [
     dict(N=3, C=16, H=9, W=11, OC=8, KH=3, KW=3, padding=1),  # the scalar path (NR 8)
     dict(N=2, C=16, H=15, W=13, OC=16, KH=3, KW=3, stride=2, padding=1),
     dict(N=1, C=130, H=1, W=1, OC=16, KH=1, KW=1),  # one position: a tile of repeated lanes
+    # padded batches over 1 MB: each image padded (or phase-split) by the thread that
+    # reads it, blocks ending with their image; ragged rows, an image split between tasks
+    dict(N=5, C=64, H=30, W=27, OC=20, KH=3, KW=3, padding=1),
+    dict(N=3, C=56, H=41, W=38, OC=9, KH=5, KW=5, padding=2, dilation=(1, 2)),
+    dict(N=4, C=56, H=33, W=35, OC=12, KH=3, KW=3, stride=2, padding=1),
 ]
 
 
