@@ -405,6 +405,25 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
     }
   }
 
+  // Exact tiling: tile jt's valid positions for taps [k0, k0 + kb) into a panel
+  // of kb rows of NR, run by run (runs cross rows and images); lanes past the
+  // last image are zero.
+  const int64_t total_pos = checked_mul(p.N, p.P(), "conv2d positions");
+  auto pack_exact = [&](T* panel, int64_t g, int64_t jt, int64_t k0, int64_t kb) {
+    tiling.for_each_run(tiling.at(jt / NR), [&](int64_t l0, int64_t cnt, int64_t n, int64_t yoff) {
+      const int64_t oh = yoff / p.OW, ow = yoff - oh * p.OW;
+      const T* src = X + (n * p.C + g * Cg) * chan + oh * Wp + ow;
+      for (int64_t k = 0; k < kb; ++k) {
+        const T* sk = src + offs[size_t(k0 + k)];
+        T* d = panel + k * NR + l0;
+        for (int64_t u = 0; u < cnt; ++u) d[u] = sk[u];
+      }
+    });
+    const int64_t filled = std::min<int64_t>(NR, total_pos - jt);
+    if (filled < NR)
+      for (int64_t k = 0; k < kb; ++k) std::fill(panel + k * NR + filled, panel + (k + 1) * NR, T(0));
+  };
+
   // Exact tiling with few tiles (a deep layer at batch 1): the tiles' B panels
   // are packed once, up front, for all of K, and the tasks split the weight's
   // row panels finely -- instead of every row block packing the same panels.
@@ -415,22 +434,10 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   const bool bpre = bpre_size > 0 && bpre_size <= (int64_t(8) << 20) / int64_t(sizeof(T));
   Buffer<T> bpanels(bpre ? bpre_size : 0, "conv2d packed input");
   if (bpre) {
-    const int64_t tasks_b = p.G * tiling.tiles, total = checked_mul(p.N, p.P(), "conv2d positions");
+    const int64_t tasks_b = p.G * tiling.tiles;
     parallel_for(tasks_b, threads_for_flops(16.0 * double(bpre_size), tasks_b), [&](int64_t t, int) {
-      const int64_t g = t / tiling.tiles, jt = (t - g * tiling.tiles) * NR;
-      T* panel = bpanels.data() + t * K * NR;
-      tiling.for_each_run(tiling.at(jt / NR), [&](int64_t l0, int64_t cnt, int64_t n, int64_t yoff) {
-        const int64_t oh = yoff / p.OW, ow = yoff - oh * p.OW;
-        const T* src = X + (n * p.C + g * Cg) * chan + oh * Wp + ow;
-        for (int64_t k = 0; k < K; ++k) {
-          const T* sk = src + offs[size_t(k)];
-          T* d = panel + k * NR + l0;
-          for (int64_t u = 0; u < cnt; ++u) d[u] = sk[u];
-        }
-      });
-      const int64_t filled = std::min<int64_t>(NR, total - jt);
-      if (filled < NR)  // past the last image
-        for (int64_t k = 0; k < K; ++k) std::fill(panel + k * NR + filled, panel + (k + 1) * NR, T(0));
+      const int64_t g = t / tiling.tiles;
+      pack_exact(bpanels.data() + t * K * NR, g, (t - g * tiling.tiles) * NR, 0, K);
     });
     s.ncount = 1;
     s.nblock = J;
@@ -492,19 +499,8 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
           const T* bpanel = panel;
           if (bpre) {
             bpanel = bpanels.data() + (g * tiling.tiles + jt / NR) * K * NR + pc * NR;
-          } else if (exact) {  // pack the tile's valid positions, run by run
-            tiling.for_each_run(tl, [&](int64_t l0, int64_t cnt, int64_t n, int64_t yoff) {
-              const int64_t oh = yoff / p.OW, ow = yoff - oh * p.OW;
-              const T* src = X + (n * p.C + g * Cg) * chan + oh * Wp + ow;
-              for (int64_t k = 0; k < kb; ++k) {
-                const T* s = src + offs[size_t(pc + k)];
-                T* d = panel + k * NR + l0;
-                for (int64_t u = 0; u < cnt; ++u) d[u] = s[u];
-              }
-            });
-            const int64_t filled = std::min<int64_t>(NR, checked_mul(p.N, p.P(), "conv2d positions") - jt);
-            if (filled < NR)  // past the last image
-              for (int64_t k = 0; k < kb; ++k) std::fill(panel + k * NR + filled, panel + (k + 1) * NR, T(0));
+          } else if (exact) {
+            pack_exact(panel, g, jt, pc, kb);
           } else if (over) {  // only possible at the very end of x: pack with zero fill
             for (int64_t k = 0; k < kb; ++k)
               for (int l = 0; l < NR; ++l) {
