@@ -113,12 +113,6 @@ CASES = [
 # timing
 
 
-def measure(fn: Callable[[], object], min_time: float) -> float:
-    """Median seconds per call of ``fn``: warm-up, then samples of >= ~2 ms each
-    until ``min_time`` has passed (at least 5 samples)."""
-    return statistics.median(_samples(fn, _inner(fn), min_time, 5))
-
-
 def _inner(fn: Callable[[], object]) -> int:
     """Warm ``fn`` up; calls per sample so one sample lasts >= ~2 ms."""
     t0 = time.perf_counter()
