@@ -619,8 +619,14 @@ def test_max_pool2d_stride2_rows_values_only(opts, W, dtype, isa, rng):
     "opts",
     [dict(kernel_size=2), dict(kernel_size=3, stride=2), dict(kernel_size=(3, 2), stride=2, padding=(1, 0)),
      dict(kernel_size=(2, 3), stride=2, padding=(1, 0), count_include_pad=False),
-     dict(kernel_size=3, stride=2, ceil_mode=True), dict(kernel_size=2, divisor_override=3)],
-    ids=["k2s2", "k3s2", "k3x2s2-padrows", "k2x3s2-exclude-pad", "k3s2-ceil", "divisor"],
+     dict(kernel_size=3, stride=2, ceil_mode=True), dict(kernel_size=2, divisor_override=3),
+     # column padding: the divisors vary along the row (per-lane counts)
+     dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=3, stride=2, padding=1, count_include_pad=False),
+     dict(kernel_size=(2, 4), stride=2, padding=(1, 2), ceil_mode=True, count_include_pad=False),
+     dict(kernel_size=(2, 4), stride=2, padding=(0, 2), ceil_mode=True),
+     dict(kernel_size=3, stride=2, padding=1, divisor_override=7)],
+    ids=["k2s2", "k3s2", "k3x2s2-padrows", "k2x3s2-exclude-pad", "k3s2-ceil", "divisor", "k3s2p1", "k3s2p1-exclude-pad",
+         "k2x4s2p12-ceil-exclude-pad", "k2x4s2p02-ceil", "k3s2p1-divisor"],
 )
 @pytest.mark.parametrize("W", [16, 19, 55])
 def test_avg_pool2d_stride2_same_bits_on_every_isa(opts, W, rng):
