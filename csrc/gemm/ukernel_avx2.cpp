@@ -147,54 +147,6 @@ inline double hsum(__m256d v) {
   return _mm_cvtsd_f64(s);
 }
 
-// Memory-bound dot products: four independent accumulators per row hide the
-// FMA latency; the tail goes through a masked load so nothing is read past k.
-void sgemv__avx2(int64_t n, int64_t k, const float* __restrict w, int64_t ldw, const float* __restrict x,
-                 float* __restrict y) {
-  const int64_t tail = k % 8;
-  alignas(32) int32_t maskv[8];
-  for (int l = 0; l < 8; ++l) maskv[l] = l < tail ? -1 : 0;
-  const __m256i mask = _mm256_load_si256(reinterpret_cast<const __m256i*>(maskv));
-  for (int64_t j = 0; j < n; ++j) {
-    const float* wj = w + j * ldw;
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
-    int64_t kk = 0;
-    for (; kk + 32 <= k; kk += 32) {
-      s0 = _mm256_fmadd_ps(_mm256_loadu_ps(wj + kk), _mm256_loadu_ps(x + kk), s0);
-      s1 = _mm256_fmadd_ps(_mm256_loadu_ps(wj + kk + 8), _mm256_loadu_ps(x + kk + 8), s1);
-      s2 = _mm256_fmadd_ps(_mm256_loadu_ps(wj + kk + 16), _mm256_loadu_ps(x + kk + 16), s2);
-      s3 = _mm256_fmadd_ps(_mm256_loadu_ps(wj + kk + 24), _mm256_loadu_ps(x + kk + 24), s3);
-    }
-    for (; kk + 8 <= k; kk += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(wj + kk), _mm256_loadu_ps(x + kk), s0);
-    if (tail)
-      s1 = _mm256_fmadd_ps(_mm256_maskload_ps(wj + kk, mask), _mm256_maskload_ps(x + kk, mask), s1);
-    y[j] = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-  }
-}
-
-void dgemv__avx2(int64_t n, int64_t k, const double* __restrict w, int64_t ldw, const double* __restrict x,
-                 double* __restrict y) {
-  const int64_t tail = k % 4;
-  alignas(32) int64_t maskv[4];
-  for (int l = 0; l < 4; ++l) maskv[l] = l < tail ? -1 : 0;
-  const __m256i mask = _mm256_load_si256(reinterpret_cast<const __m256i*>(maskv));
-  for (int64_t j = 0; j < n; ++j) {
-    const double* wj = w + j * ldw;
-    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd(), s2 = _mm256_setzero_pd(), s3 = _mm256_setzero_pd();
-    int64_t kk = 0;
-    for (; kk + 16 <= k; kk += 16) {
-      s0 = _mm256_fmadd_pd(_mm256_loadu_pd(wj + kk), _mm256_loadu_pd(x + kk), s0);
-      s1 = _mm256_fmadd_pd(_mm256_loadu_pd(wj + kk + 4), _mm256_loadu_pd(x + kk + 4), s1);
-      s2 = _mm256_fmadd_pd(_mm256_loadu_pd(wj + kk + 8), _mm256_loadu_pd(x + kk + 8), s2);
-      s3 = _mm256_fmadd_pd(_mm256_loadu_pd(wj + kk + 12), _mm256_loadu_pd(x + kk + 12), s3);
-    }
-    for (; kk + 4 <= k; kk += 4) s0 = _mm256_fmadd_pd(_mm256_loadu_pd(wj + kk), _mm256_loadu_pd(x + kk), s0);
-    if (tail)
-      s1 = _mm256_fmadd_pd(_mm256_maskload_pd(wj + kk, mask), _mm256_maskload_pd(x + kk, mask), s1);
-    y[j] = hsum(_mm256_add_pd(_mm256_add_pd(s0, s1), _mm256_add_pd(s2, s3)));
-  }
-}
-
 #include "gemm/ukernel_templates.h"
 
 void sdot4x3__avx2(int64_t len, const float* const* a, const float* const* b, float* out) {
@@ -226,6 +178,23 @@ struct OpsD256 {
   static void store(double* p, __m256d v) { _mm256_storeu_pd(p, v); }
   static __m256d zero() { return _mm256_setzero_pd(); }
 };
+
+// Memory-bound matrix-vector products (gemv_body); the tail goes through a
+// masked load, so nothing is read past k.
+void sgemv__avx2(int64_t n, int64_t k, const float* __restrict w, int64_t ldw, const float* __restrict x,
+                 float* __restrict y) {
+  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(k % 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  gemv_body<float, __m256, OpsF256>(
+      n, k, w, ldw, x, y, 8, [mask](const float* p) { return _mm256_maskload_ps(p, mask); },
+      [](__m256 v) { return hsum(v); });
+}
+void dgemv__avx2(int64_t n, int64_t k, const double* __restrict w, int64_t ldw, const double* __restrict x,
+                 double* __restrict y) {
+  const __m256i mask = _mm256_cmpgt_epi64(_mm256_set1_epi64x(k % 4), _mm256_setr_epi64x(0, 1, 2, 3));
+  gemv_body<double, __m256d, OpsD256>(
+      n, k, w, ldw, x, y, 4, [mask](const double* p) { return _mm256_maskload_pd(p, mask); },
+      [](__m256d v) { return hsum(v); });
+}
 
 // linear's forward: 6 rows of the weight read in place x a packed 16-column panel.
 void sgemm_ukernel_rows_6x16__avx2(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,

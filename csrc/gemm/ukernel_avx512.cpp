@@ -113,46 +113,6 @@ void dgemm_ukernel_off_12x16__avx512(int64_t kc, const double* a, const double* 
   dgemm_12x16(kc, a, b, OffsetRows{offs}, c, ldc, acc);
 }
 
-// Memory-bound dot products: four independent accumulators per row; the
-// tail is a masked load, so nothing past k is read.
-void sgemv__avx512(int64_t n, int64_t k, const float* __restrict w, int64_t ldw, const float* __restrict x,
-                   float* __restrict y) {
-  const __mmask16 tail = __mmask16((1u << (k % 16)) - 1u);
-  for (int64_t j = 0; j < n; ++j) {
-    const float* wj = w + j * ldw;
-    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
-    int64_t kk = 0;
-    for (; kk + 64 <= k; kk += 64) {
-      s0 = _mm512_fmadd_ps(_mm512_loadu_ps(wj + kk), _mm512_loadu_ps(x + kk), s0);
-      s1 = _mm512_fmadd_ps(_mm512_loadu_ps(wj + kk + 16), _mm512_loadu_ps(x + kk + 16), s1);
-      s2 = _mm512_fmadd_ps(_mm512_loadu_ps(wj + kk + 32), _mm512_loadu_ps(x + kk + 32), s2);
-      s3 = _mm512_fmadd_ps(_mm512_loadu_ps(wj + kk + 48), _mm512_loadu_ps(x + kk + 48), s3);
-    }
-    for (; kk + 16 <= k; kk += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(wj + kk), _mm512_loadu_ps(x + kk), s0);
-    if (tail) s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, wj + kk), _mm512_maskz_loadu_ps(tail, x + kk), s1);
-    y[j] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
-  }
-}
-
-void dgemv__avx512(int64_t n, int64_t k, const double* __restrict w, int64_t ldw, const double* __restrict x,
-                   double* __restrict y) {
-  const __mmask8 tail = __mmask8((1u << (k % 8)) - 1u);
-  for (int64_t j = 0; j < n; ++j) {
-    const double* wj = w + j * ldw;
-    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd(), s2 = _mm512_setzero_pd(), s3 = _mm512_setzero_pd();
-    int64_t kk = 0;
-    for (; kk + 32 <= k; kk += 32) {
-      s0 = _mm512_fmadd_pd(_mm512_loadu_pd(wj + kk), _mm512_loadu_pd(x + kk), s0);
-      s1 = _mm512_fmadd_pd(_mm512_loadu_pd(wj + kk + 8), _mm512_loadu_pd(x + kk + 8), s1);
-      s2 = _mm512_fmadd_pd(_mm512_loadu_pd(wj + kk + 16), _mm512_loadu_pd(x + kk + 16), s2);
-      s3 = _mm512_fmadd_pd(_mm512_loadu_pd(wj + kk + 24), _mm512_loadu_pd(x + kk + 24), s3);
-    }
-    for (; kk + 8 <= k; kk += 8) s0 = _mm512_fmadd_pd(_mm512_loadu_pd(wj + kk), _mm512_loadu_pd(x + kk), s0);
-    if (tail) s1 = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(tail, wj + kk), _mm512_maskz_loadu_pd(tail, x + kk), s1);
-    y[j] = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(s0, s1), _mm512_add_pd(s2, s3)));
-  }
-}
-
 #include "gemm/ukernel_templates.h"
 
 void sdot4x3__avx512(int64_t len, const float* const* a, const float* const* b, float* out) {
@@ -184,6 +144,23 @@ struct OpsD512 {
   static void store(double* p, __m512d v) { _mm512_storeu_pd(p, v); }
   static __m512d zero() { return _mm512_setzero_pd(); }
 };
+
+// Memory-bound matrix-vector products (gemv_body); the tail is a masked load,
+// so nothing past k is read.
+void sgemv__avx512(int64_t n, int64_t k, const float* __restrict w, int64_t ldw, const float* __restrict x,
+                   float* __restrict y) {
+  const __mmask16 tail = __mmask16((1u << (k % 16)) - 1u);
+  gemv_body<float, __m512, OpsF512>(
+      n, k, w, ldw, x, y, 16, [tail](const float* p) { return _mm512_maskz_loadu_ps(tail, p); },
+      [](__m512 v) { return _mm512_reduce_add_ps(v); });
+}
+void dgemv__avx512(int64_t n, int64_t k, const double* __restrict w, int64_t ldw, const double* __restrict x,
+                   double* __restrict y) {
+  const __mmask8 tail = __mmask8((1u << (k % 8)) - 1u);
+  gemv_body<double, __m512d, OpsD512>(
+      n, k, w, ldw, x, y, 8, [tail](const double* p) { return _mm512_maskz_loadu_pd(tail, p); },
+      [](__m512d v) { return _mm512_reduce_add_pd(v); });
+}
 
 // linear's forward: 8 rows of the weight read in place x a packed 2-zmm panel
 // (16 accumulators; row pointers, not registers, are what limits MR here).
