@@ -290,8 +290,9 @@ DIRECT_CASES = [
     dict(N=2, C=3, H=17, W=19, OC=5, KH=3, KW=3, stride=2, dilation=2, padding=1),  # one phase read: im2col
     dict(N=1, C=3, H=41, W=37, OC=10, KH=11, KW=11, stride=4, padding=2),
     # as many output channels as the kernel's NR (16 AVX2 float, 8 scalar float and
-    # AVX2 double, 32 AVX-512 float) and K >= 128: tiles of output positions with the
-    # channels across the vector; ragged last tile, blocks crossing images, K over two slices
+    # AVX2 double, 32 AVX-512 float) or its narrow gather tile's (AVX-512: 16 float,
+    # 8 double) and K >= 128: tiles of output positions with the channels across the
+    # vector; ragged last tile, blocks crossing images, K over two slices
     dict(N=5, C=6, H=14, W=13, OC=16, KH=5, KW=5),
     dict(N=3, C=40, H=7, W=9, OC=16, KH=3, KW=3, padding=1),
     dict(N=2, C=15, H=9, W=8, OC=16, KH=3, KW=3, padding=1),  # K = 135

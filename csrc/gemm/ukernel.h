@@ -74,6 +74,10 @@ struct GemmKernel {
   TransposeFn<T> transpose;
   UKernelGatherFn<T> ukernel_gather;
   int gather_mr;    // positions per ukernel_gather tile (its width is nr)
+  // The same tile nr/2 channels wide, where the ISA has one (AVX-512: LeNet's
+  // 16 output channels would fill half of the 32-lane tile); else nullptr.
+  UKernelGatherFn<T> ukernel_gather_narrow;
+  int gather_narrow_mr;
 };
 
 // FMA throughput probe: `iters` rounds of independent float FMAs on this

@@ -181,6 +181,15 @@ void dgemm_ukernel_gather_6x16__avx512(int64_t kc, const double* const* a, const
                                        double* c, int64_t ldc, bool acc) {
   gemm_gather_kernel<double, __m512d, 6, 8, OpsD512>(kc, a, offs, b, c, ldc, acc);
 }
+// Half-width tiles (one vector per position): 8 positions x 16 (8) channels.
+void sgemm_ukernel_gather_8x16__avx512(int64_t kc, const float* const* a, const int64_t* offs, const float* b,
+                                       float* c, int64_t ldc, bool acc) {
+  gemm_gather_kernel<float, __m512, 8, 16, OpsF512, 1>(kc, a, offs, b, c, ldc, acc);
+}
+void dgemm_ukernel_gather_8x8__avx512(int64_t kc, const double* const* a, const int64_t* offs, const double* b,
+                                      double* c, int64_t ldc, bool acc) {
+  gemm_gather_kernel<double, __m512d, 8, 8, OpsD512, 1>(kc, a, offs, b, c, ldc, acc);
+}
 
 void stranspose__avx512(int64_t rows, int64_t cols, const float* s, int64_t lds, float* d, int64_t ldd) {
   ref::transpose<float>(rows, cols, s, lds, d, ldd);
@@ -202,10 +211,10 @@ const KernelTable kAvx512 = {
     "avx512",
     {sgemm_ukernel_12x32__avx512, sgemm_ukernel_off_12x32__avx512, sgemv__avx512, sdot4x3__avx512, 12, 32, 192, 144,
      4096, "sgemm_ukernel_12x32__avx512", sgemm_ukernel_rows_8x32__avx512, 8,
-     stranspose__avx512, sgemm_ukernel_gather_6x32__avx512, 6},
+     stranspose__avx512, sgemm_ukernel_gather_6x32__avx512, 6, sgemm_ukernel_gather_8x16__avx512, 8},
     {dgemm_ukernel_12x16__avx512, dgemm_ukernel_off_12x16__avx512, dgemv__avx512, ddot4x3__avx512, 12, 16, 192, 72,
      2048, "dgemm_ukernel_12x16__avx512", dgemm_ukernel_rows_8x16__avx512, 8,
-     dtranspose__avx512, dgemm_ukernel_gather_6x16__avx512, 6},
+     dtranspose__avx512, dgemm_ukernel_gather_6x16__avx512, 6, dgemm_ukernel_gather_8x8__avx512, 8},
     fma_probe__avx512,
 };
 

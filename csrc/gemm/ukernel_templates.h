@@ -85,45 +85,44 @@ inline void gemv_body(int64_t n, int64_t k, const T* w, int64_t ldw, const T* x,
   for (; j < n; ++j) gemv_rows<1, T, V, Ops>(k, w + j * ldw, ldw, x, y + j, width, tail_load, hsum);
 }
 
-// MR x 2L tile whose A element (r, k) is ar[r][at(k)], B a packed panel of 2L
-// columns: 2*MR vector accumulators, one broadcast per row per k. Two uses:
+// MR x (NV*L) tile whose A element (r, k) is ar[r][at(k)], B a packed panel of
+// NV*L columns: NV*MR vector accumulators, one broadcast per row per k. Uses:
 //   rows of a matrix read in place (linear's weight): ar[r] = a + r*lda, at(k) = k;
 //   gathered conv positions: ar[r] = position r's window origin, at(k) = offs[k].
-template <typename T, typename V, int MR, int L, class At, class Load, class Set1, class Fma, class Add, class Store>
+template <typename T, typename V, int MR, int L, int NV, class At, class Load, class Set1, class Fma, class Add,
+          class Store>
 __attribute__((always_inline)) inline void gemm_arows_body(int64_t kc, const T* const* a, At at,
                                                            const T* __restrict b, T* __restrict c, int64_t ldc,
                                                            bool accumulate, Load load, Set1 set1, Fma fma, Add add,
                                                            Store store, V zero) {
-  V c0[MR], c1[MR];
+  static_assert(NV == 1 || NV == 2, "one or two vectors per row");
+  V acc[NV][MR];
   const T* ar[MR];
 #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r) {
-    c0[r] = zero;
-    c1[r] = zero;
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[v][r] = zero;
     ar[r] = a[r];
   }
 #pragma GCC unroll 2
   for (int64_t k = 0; k < kc; ++k) {
     const int64_t o = at(k);
-    const V b0 = load(b), b1 = load(b + L);
-    b += 2 * L;
+    V bv[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) bv[v] = load(b + v * L);
+    b += NV * L;
 #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       const V ai = set1(ar[r][o]);
-      c0[r] = fma(ai, b0, c0[r]);
-      c1[r] = fma(ai, b1, c1[r]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[v][r] = fma(ai, bv[v], acc[v][r]);
     }
   }
 #pragma GCC unroll 16
   for (int r = 0; r < MR; ++r) {
     T* p = c + r * ldc;
-    V v0 = c0[r], v1 = c1[r];
-    if (accumulate) {
-      v0 = add(load(p), v0);
-      v1 = add(load(p + L), v1);
-    }
-    store(p, v0);
-    store(p + L, v1);
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) store(p + v * L, accumulate ? add(load(p + v * L), acc[v][r]) : acc[v][r]);
   }
 }
 
@@ -133,13 +132,13 @@ template <typename T, typename V, int MR, int L, class Ops>
 inline void gemm_rows_kernel(int64_t kc, const T* a, int64_t lda, const T* b, T* c, int64_t ldc, bool acc) {
   const T* ar[MR];
   for (int r = 0; r < MR; ++r) ar[r] = a + r * lda;
-  gemm_arows_body<T, V, MR, L>(kc, ar, [](int64_t k) { return k; }, b, c, ldc, acc, Ops::load, Ops::set1, Ops::fma,
+  gemm_arows_body<T, V, MR, L, 2>(kc, ar, [](int64_t k) { return k; }, b, c, ldc, acc, Ops::load, Ops::set1, Ops::fma,
                                Ops::add, Ops::store, Ops::zero());
 }
-template <typename T, typename V, int MR, int L, class Ops>
+template <typename T, typename V, int MR, int L, class Ops, int NV = 2>
 inline void gemm_gather_kernel(int64_t kc, const T* const* a, const int64_t* offs, const T* b, T* c, int64_t ldc,
                                bool acc) {
-  gemm_arows_body<T, V, MR, L>(kc, a, [offs](int64_t k) { return offs[k]; }, b, c, ldc, acc, Ops::load, Ops::set1,
+  gemm_arows_body<T, V, MR, L, NV>(kc, a, [offs](int64_t k) { return offs[k]; }, b, c, ldc, acc, Ops::load, Ops::set1,
                                Ops::fma, Ops::add, Ops::store, Ops::zero());
 }
 

@@ -56,15 +56,34 @@ bool conv2d_direct_applies(const Conv2dParams& p) {
 namespace {
 constexpr int kMaxGather = 8;  // largest gather_mr of any kernel
 
-// The output-channel-vectorised tiles (see conv2d_direct_forward): one group,
-// exactly NR output channels, and enough taps per position (K >= 128) that
-// the transposed store of each tile is paid for. Measured at 1 thread on AVX2:
-// LeNet's 6 -> 16 5x5 (K = 150) 1.5-1.6x faster; K = 144 even; K = 64..72
-// and two channel blocks (32 channels) slower than the row panels.
+// The output-channel-vectorised (gather) tile for M output channels: the
+// kernel's full-width one (nr channels), else its narrow one (nr/2, AVX-512's
+// 16), where M fills it -- exactly (exact) or at least 3/4 of its lanes.
+template <typename T>
+struct GatherTile {
+  UKernelGatherFn<T> fn;
+  int mr, nr;
+};
+template <typename T>
+GatherTile<T> gather_tile(const GemmKernel<T>& kr, int64_t M, bool exact) {
+  const GatherTile<T> tiles[2] = {{kr.ukernel_gather, kr.gather_mr, kr.nr},
+                                  {kr.ukernel_gather_narrow, kr.gather_narrow_mr, kr.nr / 2}};
+  for (const GatherTile<T>& t : tiles) {
+    if (!t.fn || t.mr > kMaxGather || t.nr > 32) continue;
+    if (exact ? M == t.nr : 4 * M >= 3 * round_up(M, int64_t(t.nr))) return t;
+  }
+  return {nullptr, 0, 0};
+}
+
+// The gather tiles in the forward (see conv2d_direct_forward): one group,
+// exactly a tile's width of output channels, and enough taps per position
+// (K >= 128) that the transposed store of each tile is paid for. Measured at
+// 1 thread on AVX2: LeNet's 6 -> 16 5x5 (K = 150) 1.5-1.6x faster; K = 144
+// even; K = 64..72 and two channel blocks (32 channels) slower than the row
+// panels.
 template <typename T>
 bool gather_applies(const Conv2dParams& p, const GemmKernel<T>& kr) {
-  if (!kr.ukernel_gather || kr.gather_mr > kMaxGather || kr.nr > 32 || p.G != 1) return false;
-  return p.OC == kr.nr && p.Kg() >= 128;
+  return p.G == 1 && p.Kg() >= 128 && gather_tile(kr, p.OC, true).fn;
 }
 }  // namespace
 
@@ -335,18 +354,20 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
 
   // Few output channels (LeNet's 16, or 32): the weight's row panels would be
   // mostly padding or too few to reuse a tile's B rows, so the roles swap --
-  // tiles of gather_mr output positions (exact: no junk lanes) by NR output
-  // channels, each position's taps read in place (broadcast) and the weight
-  // transposed into NR-channel rows. The tile is stored transposed into y.
+  // tiles of GM output positions (exact: no junk lanes) by GN output channels
+  // (the gather tile's width), each position's taps read in place (broadcast)
+  // and the weight transposed into GN-channel rows. The tile is stored
+  // transposed into y.
   if (gather_applies(p, kr)) {
-    const int GM = kr.gather_mr;
-    const int64_t OCB = p.OC / NR, total = checked_mul(p.N, p.P(), "conv2d positions"), P = p.P();
+    const GatherTile<T> gt = gather_tile(kr, p.OC, true);
+    const int GM = gt.mr, GN = gt.nr;
+    const int64_t OCB = p.OC / GN, total = checked_mul(p.N, p.P(), "conv2d positions"), P = p.P();
     Buffer<T> wt(checked_mul(p.OC, K, "conv2d packed weight"), "conv2d packed weight");
-    for (int64_t ob = 0; ob < OCB; ++ob) kr.transpose(NR, K, w + ob * NR * K, K, wt.data() + ob * K * NR, NR);
-    // Blocks of TB consecutive positions (whole tiles): each tile's GM x NR
-    // result goes transposed into an L1-resident stage (NR rows of TB), which
+    for (int64_t ob = 0; ob < OCB; ++ob) kr.transpose(GN, K, w + ob * GN * K, K, wt.data() + ob * K * GN, GN);
+    // Blocks of TB consecutive positions (whole tiles): each tile's GM x GN
+    // result goes transposed into an L1-resident stage (GN rows of TB), which
     // is then copied out a row of y at a time -- long runs instead of GM-float
-    // pieces NR rows apart (rows P apart may all fall in one cache set).
+    // pieces GN rows apart (rows P apart may all fall in one cache set).
     const int64_t TB = int64_t(GM) * 10;
     const int64_t kcg = balanced_kc(K, kr.kc), blocks = ceil_div(total, TB);
     parallel_for(blocks, threads_for_flops(2.0 * double(p.OC) * K * total, blocks), [&](int64_t blk, int) {
@@ -362,17 +383,16 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
             a[i] = X + n * p.C * chan + oh * Wp + ow;
           }
           for (int64_t pc = 0; pc < K; pc += kcg)
-            kr.ukernel_gather(std::min(kcg, K - pc), a, offs.data() + pc, wt.data() + ob * K * NR + pc * NR, ct, NR,
-                              pc > 0);
+            gt.fn(std::min(kcg, K - pc), a, offs.data() + pc, wt.data() + ob * K * GN + pc * GN, ct, GN, pc > 0);
           const int lanes = int(std::min<int64_t>(GM, cnt - t0));
-          for (int j = 0; j < NR; ++j)
-            for (int i = 0; i < lanes; ++i) stage[j * TB + t0 + i] = ct[i * NR + j];
+          for (int j = 0; j < GN; ++j)
+            for (int i = 0; i < lanes; ++i) stage[j * TB + t0 + i] = ct[i * GN + j];
         }
         // copy out, split where the block crosses into the next image
         for (int64_t u = 0; u < cnt;) {
           const int64_t q = q0 + u, n = q / P, r = q - n * P, len = std::min(cnt - u, P - r);
-          for (int j = 0; j < NR; ++j) {
-            const int64_t o = ob * NR + j;
+          for (int j = 0; j < GN; ++j) {
+            const int64_t o = ob * GN + j;
             const T bv = b ? b[o] : T(0);
             T* dst = y + (n * p.OC + o) * P + r;
             const T* src = stage + j * TB + u;
@@ -648,7 +668,8 @@ void conv2d_direct_backward_weight(T* dw, const T* dy, const T* x, const Conv2dP
 
   const int64_t dw_size = p.OC * K;
   const int64_t R = weight_grad_chunks(p.N, dw_size), per = ceil_div(p.N, R);
-  // Transposed, when the output channels fill the kernel's NR lanes (>= 3/4):
+  // Transposed, when the output channels fill a gather tile's NR lanes (>= 3/4;
+  // gather_tile: the full-width tile, else the narrow one):
   //   dW_g^T (K x M) = X_col (K x positions) * dy^T (positions x M)
   // on the gather micro-kernel -- GM taps (rows of X_col: runs of Xp read in
   // place, one broadcast per tap and position) by NR output channels (a panel
@@ -657,8 +678,9 @@ void conv2d_direct_backward_weight(T* dw, const T* dy, const T* x, const Conv2dP
   // end. Measured against the 4x3 inner products below at 1 thread, alternated
   // in one process: 64->64 3x3 on 32x32 images 1.17-1.21x faster, LeNet's
   // 6->16 5x5 1.72x; with LeNet's 6 output channels (16 lanes) 0.42x.
-  if (kr.ukernel_gather && kr.gather_mr <= kMaxGather && 4 * M >= 3 * round_up(M, kr.nr)) {
-    const int GM = kr.gather_mr, NR = kr.nr;
+  const GatherTile<T> gt = gather_tile(kr, M, false);
+  if (gt.fn) {
+    const int GM = gt.mr, NR = gt.nr;
     const int64_t Mpad = round_up(M, NR), Kpad = round_up(K, GM), ob_count = Mpad / NR;
     const int64_t tsize = checked_mul(Kpad, Mpad, "conv2d weight-gradient partial sums");
     Buffer<T> part(checked_mul(checked_mul(R, p.G, "conv2d weight-gradient partial sums"), tsize,
@@ -702,7 +724,7 @@ void conv2d_direct_backward_weight(T* dw, const T* dy, const T* x, const Conv2dP
             const T* a[kMaxGather];
             for (int i = 0; i < GM; ++i) a[i] = k + i < K ? xg + offs[size_t(k + i)] + jb : zeros.data();
             for (int64_t ob = 0; ob < ob_count; ++ob)
-              kr.ukernel_gather(len, a, iota.data(), pan + (ob * Jred + jb) * NR, ct + k * Mpad + ob * NR, Mpad,
+              gt.fn(len, a, iota.data(), pan + (ob * Jred + jb) * NR, ct + k * Mpad + ob * NR, Mpad,
                                 true);
           }
         }
