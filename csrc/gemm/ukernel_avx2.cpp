@@ -148,6 +148,7 @@ inline double hsum(__m256d v) {
 }
 
 #include "gemm/ukernel_templates.h"
+#include "gemm/transpose_x86.h"
 
 void sdot4x3__avx2(int64_t len, const float* const* a, const float* const* b, float* out) {
   dot4x3_body<float, __m256>(
@@ -215,39 +216,8 @@ void dgemm_ukernel_gather_6x8__avx2(int64_t kc, const double* const* a, const in
   gemm_gather_kernel<double, __m256d, 6, 4, OpsD256>(kc, a, offs, b, c, ldc, acc);
 }
 
-// 8x8 float transposes in registers (unpack, shuffle, lane swap); ragged
-// edges element by element.
-inline void transpose8x8(const float* s, int64_t lds, float* d, int64_t ldd) {
-  const __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + lds), r2 = _mm256_loadu_ps(s + 2 * lds),
-               r3 = _mm256_loadu_ps(s + 3 * lds), r4 = _mm256_loadu_ps(s + 4 * lds), r5 = _mm256_loadu_ps(s + 5 * lds),
-               r6 = _mm256_loadu_ps(s + 6 * lds), r7 = _mm256_loadu_ps(s + 7 * lds);
-  const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-  const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-  const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-  const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-  const __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
-  const __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
-  const __m256 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
-  const __m256 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
-  _mm256_storeu_ps(d + 0 * ldd, _mm256_permute2f128_ps(u0, u4, 0x20));
-  _mm256_storeu_ps(d + 1 * ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
-  _mm256_storeu_ps(d + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
-  _mm256_storeu_ps(d + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
-  _mm256_storeu_ps(d + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
-  _mm256_storeu_ps(d + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
-  _mm256_storeu_ps(d + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
-  _mm256_storeu_ps(d + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
-}
-
 void stranspose__avx2(int64_t rows, int64_t cols, const float* s, int64_t lds, float* d, int64_t ldd) {
-  const int64_t r8 = rows / 8 * 8, c8 = cols / 8 * 8;
-  for (int64_t r0 = 0; r0 < r8; r0 += 8)
-    for (int64_t c0 = 0; c0 < c8; c0 += 8) transpose8x8(s + r0 * lds + c0, lds, d + c0 * ldd + r0, ldd);
-  // the ragged right columns and bottom rows
-  for (int64_t c = c8; c < cols; ++c)
-    for (int64_t r = 0; r < rows; ++r) d[c * ldd + r] = s[r * lds + c];
-  for (int64_t c = 0; c < c8; ++c)
-    for (int64_t r = r8; r < rows; ++r) d[c * ldd + r] = s[r * lds + c];
+  transpose_f32_x86(rows, cols, s, lds, d, ldd);
 }
 void dtranspose__avx2(int64_t rows, int64_t cols, const double* s, int64_t lds, double* d, int64_t ldd) {
   ref::transpose<double>(rows, cols, s, lds, d, ldd);

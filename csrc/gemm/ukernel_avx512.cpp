@@ -114,6 +114,7 @@ void dgemm_ukernel_off_12x16__avx512(int64_t kc, const double* a, const double* 
 }
 
 #include "gemm/ukernel_templates.h"
+#include "gemm/transpose_x86.h"
 
 void sdot4x3__avx512(int64_t len, const float* const* a, const float* const* b, float* out) {
   dot4x3_body<float, __m512>(
@@ -192,7 +193,7 @@ void dgemm_ukernel_gather_8x8__avx512(int64_t kc, const double* const* a, const 
 }
 
 void stranspose__avx512(int64_t rows, int64_t cols, const float* s, int64_t lds, float* d, int64_t ldd) {
-  ref::transpose<float>(rows, cols, s, lds, d, ldd);
+  transpose_f32_x86(rows, cols, s, lds, d, ldd);
 }
 void dtranspose__avx512(int64_t rows, int64_t cols, const double* s, int64_t lds, double* d, int64_t ldd) {
   ref::transpose<double>(rows, cols, s, lds, d, ldd);
