@@ -60,6 +60,13 @@ using UKernelGatherFn = void (*)(int64_t kc, const T* const* a, const int64_t* o
 template <typename T>
 using TransposeFn = void (*)(int64_t rows, int64_t cols, const T* src, int64_t lds, T* dst, int64_t ldd);
 
+// Copy kb runs of cnt consecutive values (cnt <= nr) into the rows of a
+// packed panel: dst[k*ldd + u] = src[offs[k] + u], k < kb, u < cnt. The direct
+// convolution's exact tiling packs its B panels this way, a run per output row
+// segment; reads and writes nothing outside the runs.
+template <typename T>
+using CopyRunsFn = void (*)(int64_t kb, const T* src, const int64_t* offs, int64_t cnt, T* dst, int64_t ldd);
+
 template <typename T>
 struct GemmKernel {
   UKernelFn<T> ukernel;
@@ -78,6 +85,7 @@ struct GemmKernel {
   // 16 output channels would fill half of the 32-lane tile); else nullptr.
   UKernelGatherFn<T> ukernel_gather_narrow;
   int gather_narrow_mr;
+  CopyRunsFn<T> copy_runs;
 };
 
 // FMA throughput probe: `iters` rounds of independent float FMAs on this

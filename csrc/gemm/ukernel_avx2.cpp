@@ -223,6 +223,33 @@ void dtranspose__avx2(int64_t rows, int64_t cols, const double* s, int64_t lds, 
   ref::transpose<double>(rows, cols, s, lds, d, ldd);
 }
 
+// Panel rows from runs (copy_runs in ukernel.h): at most two masked vectors
+// per row, whatever the run length; masked-off lanes are neither read nor written.
+void scopy_runs__avx2(int64_t kb, const float* src, const int64_t* offs, int64_t cnt, float* dst, int64_t ldd) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(cnt)), lane);
+  const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(cnt) - 8), lane);
+  const bool two = cnt > 8;
+  for (int64_t k = 0; k < kb; ++k) {
+    const float* s = src + offs[k];
+    float* d = dst + k * ldd;
+    _mm256_maskstore_ps(d, m0, _mm256_maskload_ps(s, m0));
+    if (two) _mm256_maskstore_ps(d + 8, m1, _mm256_maskload_ps(s + 8, m1));
+  }
+}
+void dcopy_runs__avx2(int64_t kb, const double* src, const int64_t* offs, int64_t cnt, double* dst, int64_t ldd) {
+  const __m256i lane = _mm256_setr_epi64x(0, 1, 2, 3);
+  const __m256i m0 = _mm256_cmpgt_epi64(_mm256_set1_epi64x(cnt), lane);
+  const __m256i m1 = _mm256_cmpgt_epi64(_mm256_set1_epi64x(cnt - 4), lane);
+  const bool two = cnt > 4;
+  for (int64_t k = 0; k < kb; ++k) {
+    const double* s = src + offs[k];
+    double* d = dst + k * ldd;
+    _mm256_maskstore_pd(d, m0, _mm256_maskload_pd(s, m0));
+    if (two) _mm256_maskstore_pd(d + 4, m1, _mm256_maskload_pd(s + 4, m1));
+  }
+}
+
 // FMA peak probe (ukernel_templates.h).
 double fma_probe__avx2(int64_t iters, float* sink) {
   return fma_probe_body<12, 8, __m256>(
@@ -234,10 +261,10 @@ const KernelTable kAvx2 = {
     "avx2",
     {sgemm_ukernel_6x16__avx2, sgemm_ukernel_off_6x16__avx2, sgemv__avx2, sdot4x3__avx2, 6, 16, 256, 144, 4096, "sgemm_ukernel_6x16__avx2",
      sgemm_ukernel_rows_6x16__avx2, 6, stranspose__avx2,
-     sgemm_ukernel_gather_6x16__avx2, 6, nullptr, 0},
+     sgemm_ukernel_gather_6x16__avx2, 6, nullptr, 0, scopy_runs__avx2},
     {dgemm_ukernel_6x8__avx2, dgemm_ukernel_off_6x8__avx2, dgemv__avx2, ddot4x3__avx2, 6, 8, 256, 72, 2048, "dgemm_ukernel_6x8__avx2",
      dgemm_ukernel_rows_6x8__avx2, 6, dtranspose__avx2,
-     dgemm_ukernel_gather_6x8__avx2, 6, nullptr, 0},
+     dgemm_ukernel_gather_6x8__avx2, 6, nullptr, 0, dcopy_runs__avx2},
     fma_probe__avx2,
 };
 

@@ -8,6 +8,8 @@
 // (nothing is read past the end of a row).
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "gemm/ukernel.h"
 #include "gemm/ukernel_ref.h"
 
@@ -199,6 +201,33 @@ void dtranspose__avx512(int64_t rows, int64_t cols, const double* s, int64_t lds
   ref::transpose<double>(rows, cols, s, lds, d, ldd);
 }
 
+// Panel rows from runs (copy_runs in ukernel.h): at most two masked vectors
+// per row, whatever the run length; masked-off lanes are neither read nor written.
+void scopy_runs__avx512(int64_t kb, const float* src, const int64_t* offs, int64_t cnt, float* dst, int64_t ldd) {
+  if (cnt == 16) {  // whole rows of 16 (the common 16-wide image): plain moves
+    for (int64_t k = 0; k < kb; ++k) _mm512_storeu_ps(dst + k * ldd, _mm512_loadu_ps(src + offs[k]));
+    return;
+  }
+  const int64_t c0 = std::min<int64_t>(cnt, 16), c1 = cnt - c0;
+  const __mmask16 m0 = __mmask16((1u << c0) - 1u), m1 = __mmask16((1u << c1) - 1u);
+  for (int64_t k = 0; k < kb; ++k) {
+    const float* s = src + offs[k];
+    float* d = dst + k * ldd;
+    _mm512_mask_storeu_ps(d, m0, _mm512_maskz_loadu_ps(m0, s));
+    if (m1) _mm512_mask_storeu_ps(d + 16, m1, _mm512_maskz_loadu_ps(m1, s + 16));
+  }
+}
+void dcopy_runs__avx512(int64_t kb, const double* src, const int64_t* offs, int64_t cnt, double* dst, int64_t ldd) {
+  const int64_t c0 = std::min<int64_t>(cnt, 8), c1 = cnt - c0;
+  const __mmask8 m0 = __mmask8((1u << c0) - 1u), m1 = __mmask8((1u << c1) - 1u);
+  for (int64_t k = 0; k < kb; ++k) {
+    const double* s = src + offs[k];
+    double* d = dst + k * ldd;
+    _mm512_mask_storeu_pd(d, m0, _mm512_maskz_loadu_pd(m0, s));
+    if (m1) _mm512_mask_storeu_pd(d + 8, m1, _mm512_maskz_loadu_pd(m1, s + 8));
+  }
+}
+
 // FMA peak probe (ukernel_templates.h).
 double fma_probe__avx512(int64_t iters, float* sink) {
   return fma_probe_body<24, 16, __m512>(
@@ -212,10 +241,10 @@ const KernelTable kAvx512 = {
     "avx512",
     {sgemm_ukernel_12x32__avx512, sgemm_ukernel_off_12x32__avx512, sgemv__avx512, sdot4x3__avx512, 12, 32, 192, 144,
      4096, "sgemm_ukernel_12x32__avx512", sgemm_ukernel_rows_8x32__avx512, 8,
-     stranspose__avx512, sgemm_ukernel_gather_6x32__avx512, 6, sgemm_ukernel_gather_8x16__avx512, 8},
+     stranspose__avx512, sgemm_ukernel_gather_6x32__avx512, 6, sgemm_ukernel_gather_8x16__avx512, 8, scopy_runs__avx512},
     {dgemm_ukernel_12x16__avx512, dgemm_ukernel_off_12x16__avx512, dgemv__avx512, ddot4x3__avx512, 12, 16, 192, 72,
      2048, "dgemm_ukernel_12x16__avx512", dgemm_ukernel_rows_8x16__avx512, 8,
-     dtranspose__avx512, dgemm_ukernel_gather_6x16__avx512, 6, dgemm_ukernel_gather_8x8__avx512, 8},
+     dtranspose__avx512, dgemm_ukernel_gather_6x16__avx512, 6, dgemm_ukernel_gather_8x8__avx512, 8, dcopy_runs__avx512},
     fma_probe__avx512,
 };
 

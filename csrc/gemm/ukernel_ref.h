@@ -99,6 +99,15 @@ void transpose(int64_t rows, int64_t cols, const T* __restrict src, int64_t lds,
     }
 }
 
+template <typename T>
+void copy_runs(int64_t kb, const T* __restrict src, const int64_t* offs, int64_t cnt, T* __restrict dst, int64_t ldd) {
+  for (int64_t k = 0; k < kb; ++k) {
+    const T* s = src + offs[k];
+    T* d = dst + k * ldd;
+    for (int64_t u = 0; u < cnt; ++u) d[u] = s[u];
+  }
+}
+
 // y[j] = sum_k w[j*ldw + k] * x[k]. LANES independent partial sums (the
 // compiler may not reassociate one running sum), combined in a fixed order.
 template <typename T, int LANES>

@@ -432,12 +432,7 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   auto pack_exact = [&](T* panel, int64_t g, int64_t jt, int64_t k0, int64_t kb) {
     tiling.for_each_run(tiling.at(jt / NR), [&](int64_t l0, int64_t cnt, int64_t n, int64_t yoff) {
       const int64_t oh = yoff / p.OW, ow = yoff - oh * p.OW;
-      const T* src = X + (n * p.C + g * Cg) * chan + oh * Wp + ow;
-      for (int64_t k = 0; k < kb; ++k) {
-        const T* sk = src + offs[size_t(k0 + k)];
-        T* d = panel + k * NR + l0;
-        for (int64_t u = 0; u < cnt; ++u) d[u] = sk[u];
-      }
+      kr.copy_runs(kb, X + (n * p.C + g * Cg) * chan + oh * Wp + ow, offs.data() + k0, cnt, panel + l0, NR);
     });
     const int64_t filled = std::min<int64_t>(NR, total_pos - jt);
     if (filled < NR)
