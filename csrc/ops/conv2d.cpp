@@ -418,15 +418,18 @@ void conv2d_backward_data(T* dx, const T* dy, const T* w, const Conv2dParams& p)
     // Stride 1: dx is the direct convolution of dy with the flipped, transposed
     // weights, w'[g*Cg + c, o, kh, kw] = w[g*OCg + o, c, KH-1-kh, KW-1-kw], padded by
     // the kernel extent minus the forward padding (negative = crop).
-    const int64_t Cg = p.Cg(), OCg = p.OCg(), KK = p.KH * p.KW;
+    // One row of w' per task (written front to back), spread over the threads:
+    // a serial flip had cost 0.12 ms of a 1x256x8x8 3x3 dx at 1 thread.
+    const int64_t Cg = p.Cg(), OCg = p.OCg(), KK = p.KH * p.KW, wrows = p.G * Cg;
     Buffer<T> wt(checked_mul(p.OC, p.Kg(), "conv2d flipped weight"));
-    for (int64_t g = 0; g < p.G; ++g)
-      for (int64_t o = 0; o < OCg; ++o)
-        for (int64_t c = 0; c < Cg; ++c) {
-          const T* src = w + ((g * OCg + o) * Cg + c) * KK;
-          T* dst = wt.data() + ((g * Cg + c) * OCg + o) * KK;
-          for (int64_t k = 0; k < KK; ++k) dst[k] = src[KK - 1 - k];
-        }
+    parallel_for(wrows, threads_for_flops(16.0 * double(p.OC) * p.Kg(), wrows), [&](int64_t r, int) {
+      const int64_t g = r / Cg, c = r - g * Cg;
+      T* dst = wt.data() + r * OCg * KK;
+      for (int64_t o = 0; o < OCg; ++o) {
+        const T* src = w + ((g * OCg + o) * Cg + c) * KK;
+        for (int64_t k = 0; k < KK; ++k) dst[o * KK + k] = src[KK - 1 - k];
+      }
+    });
     Conv2dParams q = p;
     q.C = p.OC; q.H = p.OH; q.W = p.OW;
     q.OC = p.C; q.OH = p.H; q.OW = p.W;
