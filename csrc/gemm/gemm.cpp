@@ -9,14 +9,15 @@
 
 namespace fastconv {
 
-TileSplit split_tiles(int64_t M, int64_t N, int mr, int nr, int64_t nc, int64_t groups, int nthreads) {
+TileSplit split_tiles(int64_t M, int64_t N, int mr, int nr, int64_t nc, int64_t groups, int nthreads,
+                      int64_t min_panels) {
   TileSplit s;
   const int64_t want = 4 * int64_t(nthreads);  // a few tasks per thread for balance
   s.ncount = std::max<int64_t>(1, ceil_div(N, nc));
   s.mcount = 1;
   if (nthreads > 1 && groups * s.ncount < want) {
-    // more column blocks first (keeps the A block whole), down to 4 panels each
-    const int64_t max_n = std::max<int64_t>(1, ceil_div(N, 4 * int64_t(nr)));
+    // more column blocks first (keeps the A block whole), down to min_panels panels each
+    const int64_t max_n = std::max<int64_t>(1, ceil_div(N, min_panels * int64_t(nr)));
     s.ncount = std::min(max_n, std::max(s.ncount, ceil_div(want, groups)));
     if (groups * s.ncount < want) {
       const int64_t max_m = std::max<int64_t>(1, ceil_div(M, mr));

@@ -515,7 +515,11 @@ void conv2d_backward_weight(T* dw, T* db, const T* dy, const T* x, const Conv2dP
   const int64_t R = weight_grad_chunks(p.N, dw_size), per = ceil_div(p.N, R);
   Buffer<T> partial(R > 1 ? checked_mul(R, dw_size, "conv2d weight-gradient partial sums") : 0);
 
-  const TileSplit s = split_tiles(OCg, Kg, kr.mr, kr.nr, kr.nc, p.G * R, num_threads());
+  // Column blocks down to single panels before any row split: B~ is im2col
+  // gathered (strided reads when strided), dearer than dy's rows -- AlexNet
+  // conv1's weight gradient had packed B three times over at 2 threads and ran
+  // slower than at 1.
+  const TileSplit s = split_tiles(OCg, Kg, kr.mr, kr.nr, kr.nc, p.G * R, num_threads(), 1);
   const int64_t tasks = checked_mul(p.G * R, s.tasks(), "conv2d tasks");
   const int nt = threads_for_flops(2.0 * double(p.N) * p.OC * Kg * P, tasks);
   const int64_t sa = gemm_scratch_a(kr), sb = gemm_scratch_b(kr, s.nblock);
