@@ -67,6 +67,11 @@ using TransposeFn = void (*)(int64_t rows, int64_t cols, const T* src, int64_t l
 template <typename T>
 using CopyRunsFn = void (*)(int64_t kb, const T* src, const int64_t* offs, int64_t cnt, T* dst, int64_t ldd);
 
+// Strided gather of a row: d[v] = s[v*stride], v < n (reads nothing past
+// s[(n-1)*stride]). Splitting strided convolution inputs into phase planes.
+template <typename T>
+using CopyStridedFn = void (*)(int64_t n, const T* s, int64_t stride, T* d);
+
 template <typename T>
 struct GemmKernel {
   UKernelFn<T> ukernel;
@@ -86,6 +91,7 @@ struct GemmKernel {
   UKernelGatherFn<T> ukernel_gather_narrow;
   int gather_narrow_mr;
   CopyRunsFn<T> copy_runs;
+  CopyStridedFn<T> copy_strided;
 };
 
 // FMA throughput probe: `iters` rounds of independent float FMAs on this

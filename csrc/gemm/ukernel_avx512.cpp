@@ -228,6 +228,36 @@ void dcopy_runs__avx512(int64_t kb, const double* src, const int64_t* offs, int6
   }
 }
 
+// Strided row gather (copy_strided in ukernel.h). Stride 2: 16 outputs from two
+// loads and one two-source permute; stride 4: from four loads and three
+// permutes. The last block loads under masks, so nothing past the last
+// element it needs is read.
+inline __mmask16 first_lanes(int64_t k) { return k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << std::max<int64_t>(k, 0)) - 1u); }
+
+void scopy_strided__avx512(int64_t n, const float* s, int64_t stride, float* d) {
+  if (stride != 2 && stride != 4) {
+    for (int64_t v = 0; v < n; ++v) d[v] = s[v * stride];
+    return;
+  }
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  for (int64_t v = 0; v < n; v += 16) {
+    const int64_t m = std::min<int64_t>(16, n - v), need = (m - 1) * stride + 1;  // inputs this block reads
+    const float* p = s + v * stride;
+    __m512 r;
+    if (stride == 2) {
+      r = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(first_lanes(need), p), even,
+                                 _mm512_maskz_loadu_ps(first_lanes(need - 16), p + 16));
+    } else {
+      const __m512 a = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(first_lanes(need), p), even,
+                                              _mm512_maskz_loadu_ps(first_lanes(need - 16), p + 16));
+      const __m512 b = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(first_lanes(need - 32), p + 32), even,
+                                              _mm512_maskz_loadu_ps(first_lanes(need - 48), p + 48));
+      r = _mm512_permutex2var_ps(a, even, b);
+    }
+    _mm512_mask_storeu_ps(d + v, first_lanes(m), r);
+  }
+}
+
 // FMA peak probe (ukernel_templates.h).
 double fma_probe__avx512(int64_t iters, float* sink) {
   return fma_probe_body<24, 16, __m512>(
@@ -241,10 +271,10 @@ const KernelTable kAvx512 = {
     "avx512",
     {sgemm_ukernel_12x32__avx512, sgemm_ukernel_off_12x32__avx512, sgemv__avx512, sdot4x3__avx512, 12, 32, 192, 144,
      4096, "sgemm_ukernel_12x32__avx512", sgemm_ukernel_rows_8x32__avx512, 8,
-     stranspose__avx512, sgemm_ukernel_gather_6x32__avx512, 6, sgemm_ukernel_gather_8x16__avx512, 8, scopy_runs__avx512},
+     stranspose__avx512, sgemm_ukernel_gather_6x32__avx512, 6, sgemm_ukernel_gather_8x16__avx512, 8, scopy_runs__avx512, scopy_strided__avx512},
     {dgemm_ukernel_12x16__avx512, dgemm_ukernel_off_12x16__avx512, dgemv__avx512, ddot4x3__avx512, 12, 16, 192, 72,
      2048, "dgemm_ukernel_12x16__avx512", dgemm_ukernel_rows_8x16__avx512, 8,
-     dtranspose__avx512, dgemm_ukernel_gather_6x16__avx512, 6, dgemm_ukernel_gather_8x8__avx512, 8, dcopy_runs__avx512},
+     dtranspose__avx512, dgemm_ukernel_gather_6x16__avx512, 6, dgemm_ukernel_gather_8x8__avx512, 8, dcopy_runs__avx512, ref::copy_strided<double>},
     fma_probe__avx512,
 };
 

@@ -8,6 +8,10 @@
 
 namespace fastconv {
 namespace ref {
+// Internal linkage: every file that includes this compiles its own copy with
+// its own target flags. With external linkage, an AVX-512 file's instantiation
+// of a template here could be the one the linker keeps for the scalar path.
+namespace {
 
 // C tile (+)= acc: the common epilogue of the kernels below.
 template <typename T, int MR, int NR>
@@ -108,6 +112,11 @@ void copy_runs(int64_t kb, const T* __restrict src, const int64_t* offs, int64_t
   }
 }
 
+template <typename T>
+void copy_strided(int64_t n, const T* __restrict s, int64_t stride, T* __restrict d) {
+  for (int64_t v = 0; v < n; ++v) d[v] = s[v * stride];
+}
+
 // y[j] = sum_k w[j*ldw + k] * x[k]. LANES independent partial sums (the
 // compiler may not reassociate one running sum), combined in a fixed order.
 template <typename T, int LANES>
@@ -146,5 +155,6 @@ void dot4x3(int64_t len, const T* const* a, const T* const* b, T* out) {
   }
 }
 
+}  // namespace
 }  // namespace ref
 }  // namespace fastconv
