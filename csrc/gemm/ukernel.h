@@ -72,6 +72,10 @@ using CopyRunsFn = void (*)(int64_t kb, const T* src, const int64_t* offs, int64
 template <typename T>
 using CopyStridedFn = void (*)(int64_t n, const T* s, int64_t stride, T* d);
 
+// d[i] += s[i], i < n (col2im of the stride-1 backward data, run by run).
+template <typename T>
+using AddToFn = void (*)(int64_t n, const T* s, T* d);
+
 template <typename T>
 struct GemmKernel {
   UKernelFn<T> ukernel;
@@ -92,6 +96,7 @@ struct GemmKernel {
   int gather_narrow_mr;
   CopyRunsFn<T> copy_runs;
   CopyStridedFn<T> copy_strided;
+  AddToFn<T> add_to;
 };
 
 // FMA throughput probe: `iters` rounds of independent float FMAs on this

@@ -117,6 +117,11 @@ void copy_strided(int64_t n, const T* __restrict s, int64_t stride, T* __restric
   for (int64_t v = 0; v < n; ++v) d[v] = s[v * stride];
 }
 
+template <typename T>
+void add_to(int64_t n, const T* __restrict s, T* __restrict d) {
+  for (int64_t i = 0; i < n; ++i) d[i] += s[i];
+}
+
 // y[j] = sum_k w[j*ldw + k] * x[k]. LANES independent partial sums (the
 // compiler may not reassociate one running sum), combined in a fixed order.
 template <typename T, int LANES>

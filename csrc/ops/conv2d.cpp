@@ -448,18 +448,45 @@ void conv2d_backward_data(T* dx, const T* dy, const T* w, const Conv2dParams& p)
     return conv2d_direct_forward(dx, dy, wt.data(), static_cast<const T*>(nullptr), q);
   }
   const int64_t Cg = p.Cg(), OCg = p.OCg(), KK = p.KH * p.KW, Kg = p.Kg();
-  fill_parallel(dx, p.N * p.C * HW, T(0));
+
+  // Stride 1 ("pitch" form): dX_col is computed on the padded input's row
+  // pitch Wp -- dy widened to that pitch with zero junk columns -- so that each
+  // tap's col2im is one contiguous run into a padded dx plane,
+  //   dxp[c][kh*dil_h*Wp + kw*dil_w + j] += dX_col[(c, kh, kw)][j],
+  // instead of a run per output row (LeNet's 10-wide rows: the walk had taken
+  // 63% of conv2's dx). Junk positions carry zeros. Then dx is cropped out of dxp.
+  // Else (strided) the walk over the runs of each output row.
+  const int64_t Hp = p.OH + p.dil_h * (p.KH - 1), Wp = p.OW + p.dil_w * (p.KW - 1);
+  const bool pitch = p.stride_h == 1 && p.stride_w == 1 && double(Hp) * Wp <= 4.0 * (double(p.H) * p.W + double(P)) + 65536;
+  const int64_t J = pitch ? (p.OH - 1) * Wp + p.OW : P;  // positions per image (pitch: the last row's junk left out)
+  const int64_t Jimg = pitch ? p.OH * Wp : P;           // dy's per-channel stride
+  Buffer<T> wide;
+  const T* DY = dy;
+  if (pitch && Wp != p.OW) {
+    const int64_t rows = checked_mul(p.N, p.OC, "conv2d output gradient");
+    wide.reset(checked_mul(rows, Jimg, "conv2d output gradient"), "conv2d output gradient");
+    parallel_for(rows, threads_for_flops(16.0 * double(rows) * Jimg, rows), [&](int64_t r, int) {
+      for (int64_t oh = 0; oh < p.OH; ++oh) {
+        T* d = wide.data() + r * Jimg + oh * Wp;
+        std::memcpy(d, dy + r * P + oh * p.OW, sizeof(T) * size_t(p.OW));
+        std::fill(d + p.OW, d + Wp, T(0));
+      }
+    });
+    DY = wide.data();
+  }
+  if (!pitch) fill_parallel(dx, p.N * p.C * HW, T(0));
 
   // channels per GEMM block: ~256 rows of dX_col, at least one channel
   const int64_t cblk = std::max<int64_t>(1, std::min<int64_t>(Cg, 256 / KK));
   const int64_t nchunks = ceil_div(Cg, cblk);
-  const int64_t pblk = std::min<int64_t>(round_up(P, kr.nr), 512);
+  const int64_t pblk = std::min<int64_t>(round_up(J, kr.nr), 512);
   const int64_t tasks = checked_mul(checked_mul(p.N, p.G, "conv2d tasks"), nchunks, "conv2d tasks");
   const int nt = threads_for_flops(2.0 * double(p.N) * p.OC * Kg * P, tasks);
   const int64_t ldt = round_up(pblk, kr.nr);
   const int64_t st = round_up(cblk * KK, kr.mr) * ldt;
   const int64_t sa = gemm_scratch_a(kr), sb = gemm_scratch_b(kr, pblk);
-  Buffer<T> scratch(checked_mul(nt, st + sa + sb, "conv2d scratch"));
+  const int64_t sp = pitch ? checked_mul(cblk, Hp * Wp, "conv2d padded input gradient") : 0;
+  Buffer<T> scratch(checked_mul(nt, st + sa + sb + sp, "conv2d scratch"));
   const Im2colGeom geom = make_im2col_geom(p);
   const std::vector<Im2colRow> rows = make_im2col_rows(p);
 
@@ -467,23 +494,48 @@ void conv2d_backward_data(T* dx, const T* dy, const T* w, const Conv2dParams& p)
     const int64_t ci = t % nchunks, rest = t / nchunks;
     const int64_t g = rest % p.G, n = rest / p.G;
     const int64_t i0 = ci * cblk * KK, i1 = std::min(Cg, (ci + 1) * cblk) * KK;
-    T* tbuf = scratch.data() + tid * (st + sa + sb);
-    // A(k', o) = w[g*OCg + o, k'],  B(o, p) = dy[n, g*OCg + o, p]
+    T* tbuf = scratch.data() + tid * (st + sa + sb + sp);
+    T* dxp = tbuf + st + sa + sb;  // pitch: this task's channels, padded
+    if (pitch) std::fill(dxp, dxp + (i1 - i0) / KK * Hp * Wp, T(0));
+    // A(k', o) = w[g*OCg + o, k'],  B(o, j) = dy[n, g*OCg + o, j]
     AStrided<T> ap{w + g * OCg * Kg, 1, Kg, kr.mr};
-    BStrided<T> bp{dy + (n * p.OC + g * OCg) * P, P, 1, kr.nr};
+    BStrided<T> bp{DY + (n * p.OC + g * OCg) * Jimg, Jimg, 1, kr.nr};
     T* dxg = dx + g * Cg * HW;  // walk indices include n*C*H*W
-    for (int64_t p0 = 0; p0 < P; p0 += pblk) {
-      const int64_t pe = std::min(P, p0 + pblk);
+    for (int64_t p0 = 0; p0 < J; p0 += pblk) {
+      const int64_t pe = std::min(J, p0 + pblk);
       CBlock<T> cm{tbuf, ldt, i0, p0};
       gemm_macro(kr, i0, i1, p0, pe, OCg, ap, bp, cm, tbuf + st, tbuf + st + sa);
       for (int64_t k = i0; k < i1; ++k) {
         const T* src = tbuf + (k - i0) * ldt;
+        if (pitch) {
+          const int64_t c = k / KK - i0 / KK, kh = (k % KK) / p.KW, kw = k % p.KW;
+          kr.add_to(pe - p0, src, dxp + c * Hp * Wp + kh * p.dil_h * Wp + kw * p.dil_w + p0);
+          continue;
+        }
         auto zero = [](int64_t, int64_t) {};
         auto run = [&](int64_t t0, int64_t cnt, int64_t idx, int64_t s) {
           T* d = dxg + idx;
           for (int64_t q = 0; q < cnt; ++q) d[q * s] += src[t0 + q];
         };
         walk_row(geom, rows[k], n * P + p0, pe - p0, zero, run);
+      }
+    }
+    if (!pitch) return;
+    // dx[n, g*Cg + c][ih][iw] = dxp[c][ih + pad_t][iw + pad_l] (zero outside dxp: negative padding)
+    for (int64_t c = 0; c < (i1 - i0) / KK; ++c) {
+      T* out = dxg + (n * p.C + i0 / KK + c) * HW;
+      const T* src = dxp + c * Hp * Wp;
+      const int64_t w_lo = std::max<int64_t>(0, -p.pad_l), w_hi = std::min(p.W, Wp - p.pad_l);
+      for (int64_t ih = 0; ih < p.H; ++ih) {
+        T* o = out + ih * p.W;
+        const int64_t r = ih + p.pad_t;
+        if (r < 0 || r >= Hp || w_hi <= w_lo) {
+          std::fill(o, o + p.W, T(0));
+          continue;
+        }
+        std::fill(o, o + w_lo, T(0));
+        std::memcpy(o + w_lo, src + r * Wp + w_lo + p.pad_l, sizeof(T) * size_t(w_hi - w_lo));
+        std::fill(o + w_hi, o + p.W, T(0));
       }
     }
   });
