@@ -449,27 +449,32 @@ void conv2d_backward_data(T* dx, const T* dy, const T* w, const Conv2dParams& p)
   }
   const int64_t Cg = p.Cg(), OCg = p.OCg(), KK = p.KH * p.KW, Kg = p.Kg();
 
-  // Stride 1 ("pitch" form): dX_col is computed on the padded input's row
-  // pitch Wp -- dy widened to that pitch with zero junk columns -- so that each
-  // tap's col2im is one contiguous run into a padded dx plane,
-  //   dxp[c][kh*dil_h*Wp + kw*dil_w + j] += dX_col[(c, kh, kw)][j],
-  // instead of a run per output row (LeNet's 10-wide rows: the walk had taken
-  // 63% of conv2's dx). Junk positions carry zeros. Then dx is cropped out of dxp.
-  // Else (strided) the walk over the runs of each output row.
-  const int64_t Hp = p.OH + p.dil_h * (p.KH - 1), Wp = p.OW + p.dil_w * (p.KW - 1);
-  const bool pitch = p.stride_h == 1 && p.stride_w == 1 && double(Hp) * Wp <= 4.0 * (double(p.H) * p.W + double(P)) + 65536;
-  const int64_t J = pitch ? (p.OH - 1) * Wp + p.OW : P;  // positions per image (pitch: the last row's junk left out)
-  const int64_t Jimg = pitch ? p.OH * Wp : P;           // dy's per-channel stride
+  // "Pitch" form: dX_col is computed on a row pitch Wq -- dy widened to it with
+  // zero junk columns -- so that each tap's col2im is one contiguous run into a
+  // plane of the padded dx: with stride (sh, sw), tap (kh, kw) (extent eh =
+  // kh*dil_h, ew = kw*dil_w) lands in the phase plane (eh % sh, ew % sw) of the
+  // padded dx, at plane row eh / sh and column ew / sw plus the position j:
+  //   dxq[c][phase][(eh/sh)*Wq + ew/sw + j] += dX_col[(c, kh, kw)][j]
+  // (stride 1: one plane, the padded dx itself). Junk positions carry zeros.
+  // Then dx is read back out of the phase planes. Instead of a run per output
+  // row: LeNet's 10-wide rows had spent 63% of conv2's dx in that walk. The
+  // walk stays for shapes whose phase planes would dwarf dx and dy.
+  const int64_t sh = p.stride_h, sw = p.stride_w, S = sh * sw;
+  const int64_t Hq = p.OH + p.dil_h * (p.KH - 1) / sh, Wq = p.OW + p.dil_w * (p.KW - 1) / sw;
+  const bool pitch = sw <= 8 && p.pad_t >= 0 && p.pad_l >= 0 &&
+                     double(S) * Hq * Wq <= 4.0 * (double(p.H) * p.W + double(P)) + 65536;
+  const int64_t J = pitch ? (p.OH - 1) * Wq + p.OW : P;  // positions per image (pitch: the last row's junk left out)
+  const int64_t Jimg = pitch ? p.OH * Wq : P;           // dy's per-channel stride
   Buffer<T> wide;
   const T* DY = dy;
-  if (pitch && Wp != p.OW) {
+  if (pitch && Wq != p.OW) {
     const int64_t rows = checked_mul(p.N, p.OC, "conv2d output gradient");
     wide.reset(checked_mul(rows, Jimg, "conv2d output gradient"), "conv2d output gradient");
     parallel_for(rows, threads_for_flops(16.0 * double(rows) * Jimg, rows), [&](int64_t r, int) {
       for (int64_t oh = 0; oh < p.OH; ++oh) {
-        T* d = wide.data() + r * Jimg + oh * Wp;
+        T* d = wide.data() + r * Jimg + oh * Wq;
         std::memcpy(d, dy + r * P + oh * p.OW, sizeof(T) * size_t(p.OW));
-        std::fill(d + p.OW, d + Wp, T(0));
+        std::fill(d + p.OW, d + Wq, T(0));
       }
     });
     DY = wide.data();
@@ -485,7 +490,7 @@ void conv2d_backward_data(T* dx, const T* dy, const T* w, const Conv2dParams& p)
   const int64_t ldt = round_up(pblk, kr.nr);
   const int64_t st = round_up(cblk * KK, kr.mr) * ldt;
   const int64_t sa = gemm_scratch_a(kr), sb = gemm_scratch_b(kr, pblk);
-  const int64_t sp = pitch ? checked_mul(cblk, Hp * Wp, "conv2d padded input gradient") : 0;
+  const int64_t qplane = Hq * Wq, sp = pitch ? checked_mul(cblk * S, qplane, "conv2d padded input gradient") : 0;
   Buffer<T> scratch(checked_mul(nt, st + sa + sb + sp, "conv2d scratch"));
   const Im2colGeom geom = make_im2col_geom(p);
   const std::vector<Im2colRow> rows = make_im2col_rows(p);
@@ -495,8 +500,8 @@ void conv2d_backward_data(T* dx, const T* dy, const T* w, const Conv2dParams& p)
     const int64_t g = rest % p.G, n = rest / p.G;
     const int64_t i0 = ci * cblk * KK, i1 = std::min(Cg, (ci + 1) * cblk) * KK;
     T* tbuf = scratch.data() + tid * (st + sa + sb + sp);
-    T* dxp = tbuf + st + sa + sb;  // pitch: this task's channels, padded
-    if (pitch) std::fill(dxp, dxp + (i1 - i0) / KK * Hp * Wp, T(0));
+    T* dxq = tbuf + st + sa + sb;  // pitch: this task's channels' phase planes
+    if (pitch) std::fill(dxq, dxq + (i1 - i0) / KK * S * qplane, T(0));
     // A(k', o) = w[g*OCg + o, k'],  B(o, j) = dy[n, g*OCg + o, j]
     AStrided<T> ap{w + g * OCg * Kg, 1, Kg, kr.mr};
     BStrided<T> bp{DY + (n * p.OC + g * OCg) * Jimg, Jimg, 1, kr.nr};
@@ -508,8 +513,9 @@ void conv2d_backward_data(T* dx, const T* dy, const T* w, const Conv2dParams& p)
       for (int64_t k = i0; k < i1; ++k) {
         const T* src = tbuf + (k - i0) * ldt;
         if (pitch) {
-          const int64_t c = k / KK - i0 / KK, kh = (k % KK) / p.KW, kw = k % p.KW;
-          kr.add_to(pe - p0, src, dxp + c * Hp * Wp + kh * p.dil_h * Wp + kw * p.dil_w + p0);
+          const int64_t c = k / KK - i0 / KK, eh = (k % KK) / p.KW * p.dil_h, ew = k % p.KW * p.dil_w;
+          T* plane = dxq + (c * S + (eh % sh) * sw + ew % sw) * qplane;
+          kr.add_to(pe - p0, src, plane + (eh / sh) * Wq + ew / sw + p0);
           continue;
         }
         auto zero = [](int64_t, int64_t) {};
@@ -521,21 +527,35 @@ void conv2d_backward_data(T* dx, const T* dy, const T* w, const Conv2dParams& p)
       }
     }
     if (!pitch) return;
-    // dx[n, g*Cg + c][ih][iw] = dxp[c][ih + pad_t][iw + pad_l] (zero outside dxp: negative padding)
+    // dx[n, g*Cg + c][ih][iw] = padded element (r, q) = (ih + pad_t, iw + pad_l):
+    // phase plane (r % sh, q % sw), row r / sh, column q / sw (zero past the
+    // planes). Column phase b holds iw = iw0[b] + i*sw at v = v0[b] + i.
+    int64_t iw0[8], v0[8], cnt[8], valid[8];
+    for (int64_t b = 0; b < sw; ++b) {
+      iw0[b] = ((b - p.pad_l) % sw + sw) % sw;
+      v0[b] = (iw0[b] + p.pad_l) / sw;
+      cnt[b] = iw0[b] < p.W ? ceil_div(p.W - iw0[b], sw) : 0;
+      valid[b] = std::min(cnt[b], std::max<int64_t>(0, Wq - v0[b]));
+    }
     for (int64_t c = 0; c < (i1 - i0) / KK; ++c) {
       T* out = dxg + (n * p.C + i0 / KK + c) * HW;
-      const T* src = dxp + c * Hp * Wp;
-      const int64_t w_lo = std::max<int64_t>(0, -p.pad_l), w_hi = std::min(p.W, Wp - p.pad_l);
       for (int64_t ih = 0; ih < p.H; ++ih) {
         T* o = out + ih * p.W;
-        const int64_t r = ih + p.pad_t;
-        if (r < 0 || r >= Hp || w_hi <= w_lo) {
+        const int64_t r = ih + p.pad_t, u = r / sh;
+        if (u >= Hq) {
           std::fill(o, o + p.W, T(0));
           continue;
         }
-        std::fill(o, o + w_lo, T(0));
-        std::memcpy(o + w_lo, src + r * Wp + w_lo + p.pad_l, sizeof(T) * size_t(w_hi - w_lo));
-        std::fill(o + w_hi, o + p.W, T(0));
+        for (int64_t b = 0; b < sw; ++b) {
+          const T* src = dxq + (c * S + (r % sh) * sw + b) * qplane + u * Wq + v0[b];
+          T* d = o + iw0[b];
+          if (sw == 1) {
+            std::memcpy(d, src, sizeof(T) * size_t(valid[b]));
+          } else {
+            for (int64_t i = 0; i < valid[b]; ++i) d[i * sw] = src[i];
+          }
+          for (int64_t i = valid[b]; i < cnt[b]; ++i) d[i * sw] = T(0);
+        }
       }
     }
   });
