@@ -265,6 +265,12 @@ BIG_CASES = [
     dict(N=9, C=8, H=6, W=6, OC=16, KH=3, KW=3, groups=8, padding=1),
     # a weight so large that fewer partial weight-gradient buffers are used
     dict(N=9, C=512, H=3, W=3, OC=512, KH=3, KW=3),
+    # backward data by GEMM + col2im (few input channels): phase planes of the
+    # padded dx for strides (2, 3) and dilation; a column stride over 8 takes
+    # the per-row walk instead
+    dict(N=3, C=2, H=13, W=17, OC=7, KH=4, KW=5, stride=(2, 3), padding=(1, 2), dilation=(1, 2)),
+    dict(N=2, C=3, H=9, W=11, OC=5, KH=3, KW=3, padding=(2, 0)),
+    dict(N=2, C=2, H=7, W=40, OC=4, KH=2, KW=3, stride=(1, 9), padding=1),
 ]
 
 
