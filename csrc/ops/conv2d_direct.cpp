@@ -382,19 +382,30 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
       const int64_t q0 = blk * TB, cnt = std::min(TB, total - q0);
       alignas(64) T stage[32 * 10 * kMaxGather];
       alignas(64) T ct[kMaxGather * 32];
-      const T* a[kMaxGather];
+      // each position's window origin, walked from the block's first (one
+      // division per block, not two per position and tile); lanes past the
+      // end repeat the last position
+      const T* org[10 * kMaxGather];
+      {
+        int64_t n = q0 / P, r = q0 - n * P, oh = r / p.OW, ow = r - oh * p.OW;
+        for (int64_t u = 0; u < cnt; ++u) {
+          org[u] = X + n * p.C * chan + oh * Wp + ow;
+          if (++ow == p.OW) {
+            ow = 0;
+            if (++oh == p.OH) {
+              oh = 0;
+              ++n;
+            }
+          }
+        }
+        for (int64_t u = cnt; u < round_up(cnt, int64_t(GM)); ++u) org[u] = org[cnt - 1];
+      }
       for (int64_t ob = 0; ob < OCB; ++ob) {
         for (int64_t t0 = 0; t0 < cnt; t0 += GM) {
-          for (int i = 0; i < GM; ++i) {
-            const int64_t q = q0 + std::min<int64_t>(t0 + i, cnt - 1);  // lanes past the end repeat the last position
-            const int64_t n = q / P, r = q - n * P, oh = r / p.OW, ow = r - oh * p.OW;
-            a[i] = X + n * p.C * chan + oh * Wp + ow;
-          }
           for (int64_t pc = 0; pc < K; pc += kcg)
-            gt.fn(std::min(kcg, K - pc), a, offs.data() + pc, wt.data() + ob * K * GN + pc * GN, ct, GN, pc > 0);
-          const int lanes = int(std::min<int64_t>(GM, cnt - t0));
-          for (int j = 0; j < GN; ++j)
-            for (int i = 0; i < lanes; ++i) stage[j * TB + t0 + i] = ct[i * GN + j];
+            gt.fn(std::min(kcg, K - pc), org + t0, offs.data() + pc, wt.data() + ob * K * GN + pc * GN, ct, GN, pc > 0);
+          // stage[j*TB + t0 + i] = ct[i*GN + j]: the tile turned in registers
+          kr.transpose(std::min<int64_t>(GM, cnt - t0), GN, ct, GN, stage + t0, TB);
         }
         // copy out, split where the block crosses into the next image
         for (int64_t u = 0; u < cnt;) {
