@@ -82,7 +82,8 @@ def test_bench_bad_rounds(bad):
 def test_measure_rounds_interleaves(monkeypatch):
     # every entry is timed in every round, in blocks that alternate between the
     # entries (order rotated each round), each block inside its own context
-    monkeypatch.setattr(_bench, "_pause", lambda: None)
+    monkeypatch.setattr(_bench, "_pause", lambda seconds=0.0: pauses.append(seconds))
+    pauses = []
     log = []
 
     def fn(key):
@@ -100,12 +101,15 @@ def test_measure_rounds_interleaves(monkeypatch):
             entered.append("/numpy")
 
     times = _bench.measure_rounds(
-        [("fastconv", fn("f"), None), ("numpy", fn("n"), Ctx), ("torch", fn("t"), None)], min_time=0.0, rounds=3
+        [("fastconv", fn("f"), None), ("numpy", fn("n"), Ctx), ("torch", fn("t"), None)], min_time=0.0, rounds=3,
+        settle={"numpy": 0.25},
     )
     assert set(times) == {"fastconv", "numpy", "torch"} and all(v > 0 for v in times.values())
     blocks = [k for i, k in enumerate(log) if i == 0 or log[i - 1] != k]  # consecutive runs of one key
     assert blocks == ["f", "n", "t", "n", "t", "f", "t", "f", "n"]
     assert entered == ["numpy", "/numpy"] * 3
+    # a pause after every block; the longer one after the BLAS-threaded entry's
+    assert pauses == [0.25 if k == "n" else 0.0 for k in blocks]
 
 
 def test_bench_runs_and_writes_json(tmp_path):

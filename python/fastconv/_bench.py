@@ -133,7 +133,7 @@ def _samples(fn, inner: int, min_time: float, min_samples: int) -> list:
     return samples
 
 
-def measure_rounds(entries, min_time: float, rounds: int = 3) -> dict:
+def measure_rounds(entries, min_time: float, rounds: int = 3, settle: Optional[dict] = None) -> dict:
     """Median seconds per call of each ``(key, fn, context)`` entry, timed in
     ``rounds`` interleaved rounds: each round gives every entry a block of
     ``min_time / rounds`` seconds (warm-up first, a pause between blocks, the
@@ -142,7 +142,9 @@ def measure_rounds(entries, min_time: float, rounds: int = 3) -> dict:
     missed; spreading every peer's samples over the same span makes the
     ratios between them steadier. ``context`` (or None) is a context-manager
     factory entered around each of that entry's blocks (e.g. a BLAS thread
-    limit)."""
+    limit). ``settle`` maps keys to a longer pause after their blocks: OpenBLAS's
+    worker threads spin for ~0.1 s after a multithreaded call, and a 2-thread
+    OpenMP team timed meanwhile lost up to 10x (a worker waiting for a core)."""
     import contextlib
 
     rounds = max(1, int(rounds))
@@ -158,7 +160,7 @@ def measure_rounds(entries, min_time: float, rounds: int = 3) -> dict:
                 else:
                     fn()  # warm again after the other peers ran
                 samples[key] += _samples(fn, inner[key], min_time / rounds, per_block)
-            _pause()
+            _pause((settle or {}).get(key, 0.0))
     return {key: statistics.median(v) for key, v in samples.items()}
 
 
@@ -516,9 +518,15 @@ class Result:
         return self.gflop / (self.fastconv_ms * 1e-3) if self.gflop else None
 
 
-def _pause():
+def _pause(seconds: float = 0.0):
     # let idle OpenMP / BLAS threads of the previous peer stop spinning
-    time.sleep(0.03)
+    time.sleep(max(0.03, seconds))
+
+
+# after a multithreaded OpenBLAS call its workers spin for about 2^28 cycles
+# (~0.1 s) before they sleep; measured on the 2-thread VM, AlexNet conv2 on 2
+# threads took 15.8 ms a call instead of 1.6 for up to 50 ms after one
+BLAS_SETTLE_S = 0.2
 
 
 def run(cases, threads, min_time=0.2, use_torch=True, backward=True, progress=None, use_ort=True, rounds=3):
@@ -567,7 +575,9 @@ def run(cases, threads, min_time=0.2, use_torch=True, backward=True, progress=No
                     gflop = _model_flops(case.opts["model"], case.shape) / 1e9
                 fc = _fastconv_fn(case, arrays, model)
                 npf = _numpy_fn(case, arrays, model)
-                ref = np.asarray(npf())
+                with blas(nt):  # the baseline's own thread count, then let its threads park
+                    ref = np.asarray(npf())
+                settle = {"numpy": BLAS_SETTLE_S} if nt > 1 else {}
                 mine = fc()
                 mine = np.asarray(mine.numpy() if hasattr(mine, "numpy") else mine)
                 r = Result(case.name, case.describe(), nt, gflop, 0.0)
@@ -593,8 +603,8 @@ def run(cases, threads, min_time=0.2, use_torch=True, backward=True, progress=No
                     entries.append(("fastconv_fwdbwd", _fastconv_fwd_bwd(case, arrays), None))
                     if torch_peer:
                         entries.append(("torch_fwdbwd", torch_peer.forward_backward(case, arrays), None))
-                _pause()
-                times = measure_rounds(entries, min_time, rounds)
+                _pause(settle.get("numpy", 0.0))
+                times = measure_rounds(entries, min_time, rounds, settle)
                 del entries, of
                 for key, sec in times.items():
                     setattr(r, key + "_ms", sec * 1e3)
