@@ -229,27 +229,19 @@ void dtranspose__avx2(int64_t rows, int64_t cols, const double* s, int64_t lds, 
 // per row, whatever the run length; masked-off lanes are neither read nor written.
 void scopy_runs__avx2(int64_t kb, const float* src, const int64_t* offs, int64_t cnt, float* dst, int64_t ldd) {
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(cnt)), lane);
-  const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(cnt) - 8), lane);
-  const bool two = cnt > 8;
-  for (int64_t k = 0; k < kb; ++k) {
-    const float* s = src + offs[k];
-    float* d = dst + k * ldd;
-    _mm256_maskstore_ps(d, m0, _mm256_maskload_ps(s, m0));
-    if (two) _mm256_maskstore_ps(d + 8, m1, _mm256_maskload_ps(s + 8, m1));
-  }
+  const __m256i m[2] = {_mm256_cmpgt_epi32(_mm256_set1_epi32(int(cnt)), lane),
+                        _mm256_cmpgt_epi32(_mm256_set1_epi32(int(cnt) - 8), lane)};
+  copy_runs_body(kb, src, offs, dst, ldd, 8, cnt > 8, [&m](float* d, const float* s, int h) {
+    _mm256_maskstore_ps(d, m[h], _mm256_maskload_ps(s, m[h]));
+  });
 }
 void dcopy_runs__avx2(int64_t kb, const double* src, const int64_t* offs, int64_t cnt, double* dst, int64_t ldd) {
   const __m256i lane = _mm256_setr_epi64x(0, 1, 2, 3);
-  const __m256i m0 = _mm256_cmpgt_epi64(_mm256_set1_epi64x(cnt), lane);
-  const __m256i m1 = _mm256_cmpgt_epi64(_mm256_set1_epi64x(cnt - 4), lane);
-  const bool two = cnt > 4;
-  for (int64_t k = 0; k < kb; ++k) {
-    const double* s = src + offs[k];
-    double* d = dst + k * ldd;
-    _mm256_maskstore_pd(d, m0, _mm256_maskload_pd(s, m0));
-    if (two) _mm256_maskstore_pd(d + 4, m1, _mm256_maskload_pd(s + 4, m1));
-  }
+  const __m256i m[2] = {_mm256_cmpgt_epi64(_mm256_set1_epi64x(cnt), lane),
+                        _mm256_cmpgt_epi64(_mm256_set1_epi64x(cnt - 4), lane)};
+  copy_runs_body(kb, src, offs, dst, ldd, 4, cnt > 4, [&m](double* d, const double* s, int h) {
+    _mm256_maskstore_pd(d, m[h], _mm256_maskload_pd(s, m[h]));
+  });
 }
 
 // Strided row gather (copy_strided in ukernel.h), stride 2: 8 outputs from two

@@ -208,24 +208,18 @@ void scopy_runs__avx512(int64_t kb, const float* src, const int64_t* offs, int64
     for (int64_t k = 0; k < kb; ++k) _mm512_storeu_ps(dst + k * ldd, _mm512_loadu_ps(src + offs[k]));
     return;
   }
-  const int64_t c0 = std::min<int64_t>(cnt, 16), c1 = cnt - c0;
-  const __mmask16 m0 = __mmask16((1u << c0) - 1u), m1 = __mmask16((1u << c1) - 1u);
-  for (int64_t k = 0; k < kb; ++k) {
-    const float* s = src + offs[k];
-    float* d = dst + k * ldd;
-    _mm512_mask_storeu_ps(d, m0, _mm512_maskz_loadu_ps(m0, s));
-    if (m1) _mm512_mask_storeu_ps(d + 16, m1, _mm512_maskz_loadu_ps(m1, s + 16));
-  }
+  const int64_t c0 = std::min<int64_t>(cnt, 16);
+  const __mmask16 m[2] = {__mmask16((1u << c0) - 1u), __mmask16((1u << (cnt - c0)) - 1u)};
+  copy_runs_body(kb, src, offs, dst, ldd, 16, cnt > 16, [&m](float* d, const float* s, int h) {
+    _mm512_mask_storeu_ps(d, m[h], _mm512_maskz_loadu_ps(m[h], s));
+  });
 }
 void dcopy_runs__avx512(int64_t kb, const double* src, const int64_t* offs, int64_t cnt, double* dst, int64_t ldd) {
-  const int64_t c0 = std::min<int64_t>(cnt, 8), c1 = cnt - c0;
-  const __mmask8 m0 = __mmask8((1u << c0) - 1u), m1 = __mmask8((1u << c1) - 1u);
-  for (int64_t k = 0; k < kb; ++k) {
-    const double* s = src + offs[k];
-    double* d = dst + k * ldd;
-    _mm512_mask_storeu_pd(d, m0, _mm512_maskz_loadu_pd(m0, s));
-    if (m1) _mm512_mask_storeu_pd(d + 8, m1, _mm512_maskz_loadu_pd(m1, s + 8));
-  }
+  const int64_t c0 = std::min<int64_t>(cnt, 8);
+  const __mmask8 m[2] = {__mmask8((1u << c0) - 1u), __mmask8((1u << (cnt - c0)) - 1u)};
+  copy_runs_body(kb, src, offs, dst, ldd, 8, cnt > 8, [&m](double* d, const double* s, int h) {
+    _mm512_mask_storeu_pd(d, m[h], _mm512_maskz_loadu_pd(m[h], s));
+  });
 }
 
 // Strided row gather (copy_strided in ukernel.h). Stride 2: 16 outputs from two

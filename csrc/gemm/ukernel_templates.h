@@ -85,6 +85,21 @@ inline void gemv_body(int64_t n, int64_t k, const T* w, int64_t ldw, const T* x,
   for (; j < n; ++j) gemv_rows<1, T, V, Ops>(k, w + j * ldw, ldw, x, y + j, width, tail_load, hsum);
 }
 
+// Rows of a packed panel from runs (copy_runs in ukernel.h): each run is at
+// most two vectors of `width` lanes, moved by move(d, s, half) under that
+// half's mask (the ISA's masked load and store); the second only when the run
+// is longer than one vector.
+template <typename T, class Move>
+inline void copy_runs_body(int64_t kb, const T* src, const int64_t* offs, T* dst, int64_t ldd, int64_t width,
+                           bool two, Move move) {
+  for (int64_t k = 0; k < kb; ++k) {
+    const T* s = src + offs[k];
+    T* d = dst + k * ldd;
+    move(d, s, 0);
+    if (two) move(d + width, s + width, 1);
+  }
+}
+
 // MR x (NV*L) tile whose A element (r, k) is ar[r][at(k)], B a packed panel of
 // NV*L columns: NV*MR vector accumulators, one broadcast per row per k. Uses:
 //   rows of a matrix read in place (linear's weight): ar[r] = a + r*lda, at(k) = k;
