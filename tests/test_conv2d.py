@@ -295,6 +295,11 @@ DIRECT_CASES = [
     dict(N=1, C=3, H=30, W=30, OC=16, KH=7, KW=7, stride=2, padding=3),
     dict(N=2, C=3, H=17, W=19, OC=5, KH=3, KW=3, stride=2, dilation=2, padding=1),  # one phase read: im2col
     dict(N=1, C=3, H=41, W=37, OC=10, KH=11, KW=11, stride=4, padding=2),
+    # rows of several vector blocks per phase, left pads up to past the stride
+    dict(N=1, C=2, H=6, W=150, OC=5, KH=3, KW=7, stride=2, padding=(1, 3)),
+    dict(N=1, C=2, H=13, W=203, OC=4, KH=5, KW=7, stride=4, padding=(0, 3)),
+    dict(N=1, C=2, H=8, W=67, OC=4, KH=2, KW=3, stride=(1, 2), padding=(0, 2)),
+    dict(N=2, C=2, H=5, W=97, OC=3, KH=1, KW=9, stride=(1, 3), padding=(0, 4)),
     # as many output channels as the kernel's NR (16 AVX2 float, 8 scalar float and
     # AVX2 double, 32 AVX-512 float) or its narrow gather tile's (AVX-512: 16 float,
     # 8 double) and K >= 128: tiles of output positions with the channels across the

@@ -67,10 +67,12 @@ using TransposeFn = void (*)(int64_t rows, int64_t cols, const T* src, int64_t l
 template <typename T>
 using CopyRunsFn = void (*)(int64_t kb, const T* src, const int64_t* offs, int64_t cnt, T* dst, int64_t ldd);
 
-// Strided gather of a row: d[v] = s[v*stride], v < n (reads nothing past
-// s[(n-1)*stride]). Splitting strided convolution inputs into phase planes.
+// One input row split into its `stride` column phases, zero-padded: for
+// r < stride and v < n, d[r*dstep + v] = s[i] where i = start + v*stride + r
+// lies in [0, W), else 0. Reads only s[0, W). Splitting strided convolution
+// inputs into phase planes, a row of every phase per call.
 template <typename T>
-using CopyStridedFn = void (*)(int64_t n, const T* s, int64_t stride, T* d);
+using SplitRowFn = void (*)(int64_t n, const T* s, int64_t W, int64_t start, int64_t stride, T* d, int64_t dstep);
 
 // d[i] += s[i], i < n (col2im of the stride-1 backward data, run by run).
 template <typename T>
@@ -95,7 +97,7 @@ struct GemmKernel {
   UKernelGatherFn<T> ukernel_gather_narrow;
   int gather_narrow_mr;
   CopyRunsFn<T> copy_runs;
-  CopyStridedFn<T> copy_strided;
+  SplitRowFn<T> split_row;
   AddToFn<T> add_to;
 };
 

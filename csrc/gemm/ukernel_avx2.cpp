@@ -244,32 +244,39 @@ void dcopy_runs__avx2(int64_t kb, const double* src, const int64_t* offs, int64_
   });
 }
 
-// Strided row gather (copy_strided in ukernel.h), stride 2: 8 outputs from two
-// loads, an even-lane shuffle and a lane permute; the last block loads under
-// masks, so nothing past the last element it needs is read.
-void scopy_strided__avx2(int64_t n, const float* s, int64_t stride, float* d) {
+// Row split into column phases (split_row in ukernel.h), stride 2: a block of
+// 8 outputs per phase from two loads under the masks of their lanes inside
+// [0, W) (padding lanes load as zero; nothing outside the row is read), an
+// even- and an odd-lane shuffle and a lane permute each.
+inline __m256 load_inside(const float* s, int64_t i0, int64_t W, __m256i lane) {
+  const int lo = int(std::min<int64_t>(8, std::max<int64_t>(0, -i0))), hi = int(std::min<int64_t>(8, std::max<int64_t>(0, W - i0)));
+  if (hi <= lo) return _mm256_setzero_ps();
+  const __m256i m = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(lo), lane),
+                                        _mm256_cmpgt_epi32(_mm256_set1_epi32(hi), lane));  // lo <= lane < hi
+  // s + i0 may point outside the row; only the masked-in lanes are read
+  return _mm256_maskload_ps(reinterpret_cast<const float*>(reinterpret_cast<uintptr_t>(s) + i0 * int64_t(sizeof(float))), m);
+}
+
+void ssplit_row__avx2(int64_t n, const float* s, int64_t W, int64_t start, int64_t stride, float* d, int64_t dstep) {
   if (stride != 2) {
-    for (int64_t v = 0; v < n; ++v) d[v] = s[v * stride];
+    ref::split_row(n, s, W, start, stride, d, dstep);
     return;
   }
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   for (int64_t v = 0; v < n; v += 8) {
-    const int64_t m = std::min<int64_t>(8, n - v), need = 2 * m - 1;
-    const float* p = s + 2 * v;
-    __m256 lo, hi;
-    if (m == 8) {
-      lo = _mm256_loadu_ps(p);
-      hi = _mm256_maskload_ps(p + 8, _mm256_cmpgt_epi32(_mm256_set1_epi32(7), lane));  // p[15] is not needed
+    const int64_t i0 = start + 2 * v;
+    const __m256 lo = load_inside(s, i0, W, lane), hi = load_inside(s, i0 + 8, W, lane);
+    const __m256 e = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0)), o = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
+    const __m256 re = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+    const __m256 ro = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0)));
+    if (n - v >= 8) {
+      _mm256_storeu_ps(d + v, re);
+      _mm256_storeu_ps(d + dstep + v, ro);
     } else {
-      lo = _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(int(need)), lane));
-      hi = _mm256_maskload_ps(p + 8, _mm256_cmpgt_epi32(_mm256_set1_epi32(int(need) - 8), lane));
+      const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n - v)), lane);
+      _mm256_maskstore_ps(d + v, m, re);
+      _mm256_maskstore_ps(d + dstep + v, m, ro);
     }
-    const __m256 e = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
-    const __m256 r = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
-    if (m == 8)
-      _mm256_storeu_ps(d + v, r);
-    else
-      _mm256_maskstore_ps(d + v, _mm256_cmpgt_epi32(_mm256_set1_epi32(int(m)), lane), r);
   }
 }
 
@@ -284,10 +291,10 @@ const KernelTable kAvx2 = {
     "avx2",
     {sgemm_ukernel_6x16__avx2, sgemm_ukernel_off_6x16__avx2, sgemv__avx2, sdot4x3__avx2, 6, 16, 256, 144, 4096, "sgemm_ukernel_6x16__avx2",
      sgemm_ukernel_rows_6x16__avx2, 6, stranspose__avx2,
-     sgemm_ukernel_gather_6x16__avx2, 6, nullptr, 0, scopy_runs__avx2, scopy_strided__avx2, ref::add_to<float>},
+     sgemm_ukernel_gather_6x16__avx2, 6, nullptr, 0, scopy_runs__avx2, ssplit_row__avx2, ref::add_to<float>},
     {dgemm_ukernel_6x8__avx2, dgemm_ukernel_off_6x8__avx2, dgemv__avx2, ddot4x3__avx2, 6, 8, 256, 72, 2048, "dgemm_ukernel_6x8__avx2",
      dgemm_ukernel_rows_6x8__avx2, 6, dtranspose__avx2,
-     dgemm_ukernel_gather_6x8__avx2, 6, nullptr, 0, dcopy_runs__avx2, ref::copy_strided<double>, ref::add_to<double>},
+     dgemm_ukernel_gather_6x8__avx2, 6, nullptr, 0, dcopy_runs__avx2, ref::split_row<double>, ref::add_to<double>},
     fma_probe__avx2,
 };
 

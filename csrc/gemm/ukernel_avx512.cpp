@@ -222,33 +222,45 @@ void dcopy_runs__avx512(int64_t kb, const double* src, const int64_t* offs, int6
   });
 }
 
-// Strided row gather (copy_strided in ukernel.h). Stride 2: 16 outputs from two
-// loads and one two-source permute; stride 4: from four loads and three
-// permutes. The last block loads under masks, so nothing past the last
-// element it needs is read.
+// Row split into column phases (split_row in ukernel.h), strides 2 and 4: a
+// block of 16 outputs per phase from `stride` loads, each under the mask of
+// its lanes inside [0, W) (the padding lanes load as zero, and nothing outside
+// the row is read), then two-source permutes: one per phase at stride 2, two
+// levels of them at stride 4.
 inline __mmask16 first_lanes(int64_t k) { return k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << std::max<int64_t>(k, 0)) - 1u); }
 
-void scopy_strided__avx512(int64_t n, const float* s, int64_t stride, float* d) {
+// 16 floats from s[i0, i0 + 16), zero outside [0, W)
+inline __m512 load_inside(const float* s, int64_t i0, int64_t W) {
+  const int64_t lo = std::min<int64_t>(16, std::max<int64_t>(0, -i0)), hi = std::min<int64_t>(16, std::max<int64_t>(0, W - i0));
+  if (hi <= lo) return _mm512_setzero_ps();
+  const __mmask16 m = __mmask16(first_lanes(hi) & ~first_lanes(lo));
+  // s + i0 may point outside the row; only the masked-in lanes are read
+  return _mm512_maskz_loadu_ps(m, reinterpret_cast<const float*>(reinterpret_cast<uintptr_t>(s) + i0 * int64_t(sizeof(float))));
+}
+
+void ssplit_row__avx512(int64_t n, const float* s, int64_t W, int64_t start, int64_t stride, float* d, int64_t dstep) {
   if (stride != 2 && stride != 4) {
-    for (int64_t v = 0; v < n; ++v) d[v] = s[v * stride];
+    ref::split_row(n, s, W, start, stride, d, dstep);
     return;
   }
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
   for (int64_t v = 0; v < n; v += 16) {
-    const int64_t m = std::min<int64_t>(16, n - v), need = (m - 1) * stride + 1;  // inputs this block reads
-    const float* p = s + v * stride;
-    __m512 r;
+    const int64_t i0 = start + v * stride;
+    const __mmask16 m = first_lanes(n - v);
+    const __m512 l0 = load_inside(s, i0, W), l1 = load_inside(s, i0 + 16, W);
     if (stride == 2) {
-      r = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(first_lanes(need), p), even,
-                                 _mm512_maskz_loadu_ps(first_lanes(need - 16), p + 16));
-    } else {
-      const __m512 a = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(first_lanes(need), p), even,
-                                              _mm512_maskz_loadu_ps(first_lanes(need - 16), p + 16));
-      const __m512 b = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(first_lanes(need - 32), p + 32), even,
-                                              _mm512_maskz_loadu_ps(first_lanes(need - 48), p + 48));
-      r = _mm512_permutex2var_ps(a, even, b);
+      _mm512_mask_storeu_ps(d + v, m, _mm512_permutex2var_ps(l0, even, l1));
+      _mm512_mask_storeu_ps(d + dstep + v, m, _mm512_permutex2var_ps(l0, odd, l1));
+      continue;
     }
-    _mm512_mask_storeu_ps(d + v, first_lanes(m), r);
+    const __m512 l2 = load_inside(s, i0 + 32, W), l3 = load_inside(s, i0 + 48, W);
+    const __m512 e0 = _mm512_permutex2var_ps(l0, even, l1), e1 = _mm512_permutex2var_ps(l2, even, l3);
+    const __m512 o0 = _mm512_permutex2var_ps(l0, odd, l1), o1 = _mm512_permutex2var_ps(l2, odd, l3);
+    _mm512_mask_storeu_ps(d + v, m, _mm512_permutex2var_ps(e0, even, e1));
+    _mm512_mask_storeu_ps(d + dstep + v, m, _mm512_permutex2var_ps(o0, even, o1));
+    _mm512_mask_storeu_ps(d + 2 * dstep + v, m, _mm512_permutex2var_ps(e0, odd, e1));
+    _mm512_mask_storeu_ps(d + 3 * dstep + v, m, _mm512_permutex2var_ps(o0, odd, o1));
   }
 }
 
@@ -283,10 +295,10 @@ const KernelTable kAvx512 = {
     "avx512",
     {sgemm_ukernel_12x32__avx512, sgemm_ukernel_off_12x32__avx512, sgemv__avx512, sdot4x3__avx512, 12, 32, 192, 144,
      4096, "sgemm_ukernel_12x32__avx512", sgemm_ukernel_rows_8x32__avx512, 8,
-     stranspose__avx512, sgemm_ukernel_gather_6x32__avx512, 6, sgemm_ukernel_gather_8x16__avx512, 8, scopy_runs__avx512, scopy_strided__avx512, sadd_to__avx512},
+     stranspose__avx512, sgemm_ukernel_gather_6x32__avx512, 6, sgemm_ukernel_gather_8x16__avx512, 8, scopy_runs__avx512, ssplit_row__avx512, sadd_to__avx512},
     {dgemm_ukernel_12x16__avx512, dgemm_ukernel_off_12x16__avx512, dgemv__avx512, ddot4x3__avx512, 12, 16, 192, 72,
      2048, "dgemm_ukernel_12x16__avx512", dgemm_ukernel_rows_8x16__avx512, 8,
-     dtranspose__avx512, dgemm_ukernel_gather_6x16__avx512, 6, dgemm_ukernel_gather_8x8__avx512, 8, dcopy_runs__avx512, ref::copy_strided<double>, dadd_to__avx512},
+     dtranspose__avx512, dgemm_ukernel_gather_6x16__avx512, 6, dgemm_ukernel_gather_8x8__avx512, 8, dcopy_runs__avx512, ref::split_row<double>, dadd_to__avx512},
     fma_probe__avx512,
 };
 

@@ -125,24 +125,14 @@ template <typename T>
 void build_phases(T* xs, const T* x, const Conv2dParams& p, int64_t Hq, int64_t Wq, int64_t slack,
                   bool serial = false) {
   const int64_t sh = p.stride_h, sw = p.stride_w, S = sh * sw, plane = Hq * Wq;
-  const CopyStridedFn<T> copy_strided = kernel_for<T>(active_kernels()).copy_strided;
-  // input columns iw that land in some plane: padded column iw + pad_l < sw*Wq
-  const int64_t iw_lo = std::max<int64_t>(0, -p.pad_l), iw_hi = std::min(p.W, sw * Wq - p.pad_l);
-  // Plane (ph, pw) row u, column v holds input (u*sh + ph - pad_t, v*sw + pw - pad_l):
-  // columns [v_lo, v_hi) of it come from the row, the rest are padding zeros.
-  // Each plane row is written once, front to back (a strided read of a row
-  // already in L1, by the ISA's copy_strided: the portable loop had taken 17%
-  // of a stride-2 3x3 layer's time on AVX-512). One task per (image, channel),
-  // reading the input rows in order (a task per row phase had read every
-  // sh-th row: 8x64x32x32 3x3/2 1.70 -> 1.55 ms at 1 thread). Plane column
-  // pw: columns [v_lo, v_hi) read s[v*sw + pw - pad_l] (v*sw + pw - pad_l in
-  // [iw_lo, iw_hi)), the same for every row: worked out once.
-  std::vector<int64_t> vlo(static_cast<size_t>(sw)), vhi(static_cast<size_t>(sw));
-  for (int64_t pw = 0; pw < sw; ++pw) {
-    const int64_t c0 = iw_lo + p.pad_l - pw, c1 = iw_hi + p.pad_l - pw;  // v*sw in [c0, c1)
-    vlo[size_t(pw)] = std::min(Wq, std::max<int64_t>(0, ceil_div(c0, sw)));
-    vhi[size_t(pw)] = std::max(vlo[size_t(pw)], std::min(Wq, c1 <= 0 ? 0 : ceil_div(c1, sw)));
-  }
+  const SplitRowFn<T> split_row = kernel_for<T>(active_kernels()).split_row;
+  // Plane (ph, pw) row u, column v holds input (u*sh + ph - pad_t, v*sw + pw - pad_l),
+  // zero outside the input. Each input row goes out to its sw phase rows in one
+  // call of the ISA's split_row (padding columns included), so each plane row is
+  // written once, front to back. Per plane row, a fill / strided copy / fill had
+  // taken 14% of a stride-2 3x3 layer's time (perf, 8x64x32x32 3x3/2). One task
+  // per (image, channel), reading the input rows in order (a task per row phase
+  // had read every sh-th row: that layer 1.70 -> 1.55 ms at 1 thread).
   // few planes (AlexNet's first layer: 3): their rows in blocks, for the threads
   const int64_t ublocks = std::min(Hq, std::max<int64_t>(1, ceil_div(8, p.N * p.C)));
   const int64_t ublock = ceil_div(Hq, ublocks), tasks = p.N * p.C * ublocks;
@@ -155,18 +145,10 @@ void build_phases(T* xs, const T* x, const Conv2dParams& p, int64_t Hq, int64_t 
       const int64_t u = r / sh, ph = r - u * sh;
       T* dst = xs + (nc * S + ph * sw) * plane;  // plane (ph, pw) at dst + pw*plane
       const int64_t ih = u * sh + ph - p.pad_t;
-      const bool row_in = ih >= 0 && ih < p.H && iw_hi > iw_lo;
-      const T* s = src + (row_in ? ih : 0) * p.W;
-      for (int64_t pw = 0; pw < sw; ++pw) {
-        T* d = dst + pw * plane + u * Wq;
-        if (!row_in) {
-          std::fill_n(d, Wq, T(0));
-          continue;
-        }
-        const int64_t v_lo = vlo[size_t(pw)], v_hi = vhi[size_t(pw)];
-        std::fill(d, d + v_lo, T(0));
-        if (v_hi > v_lo) copy_strided(v_hi - v_lo, s + v_lo * sw + pw - p.pad_l, sw, d + v_lo);
-        std::fill(d + v_hi, d + Wq, T(0));
+      if (ih >= 0 && ih < p.H) {
+        split_row(Wq, src + ih * p.W, p.W, -p.pad_l, sw, dst + u * Wq, plane);
+      } else {
+        for (int64_t pw = 0; pw < sw; ++pw) std::fill_n(dst + pw * plane + u * Wq, Wq, T(0));
       }
     }
   });
