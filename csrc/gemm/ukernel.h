@@ -6,7 +6,9 @@
 //   k-major (kc*NR values); C row-major with row stride ldc, unit column stride.
 // accumulate == false overwrites C; true adds to it. kc >= 1.
 // Edge tiles never reach a micro-kernel with a short shape: the driver pads
-// panels with zeros and lands the tile in a scratch tile instead.
+// panels with zeros and lands the tile in a scratch tile instead (a short last
+// row panel may go to the ISA's edge kernel, UKernelEdgeFn, which computes
+// only its rows).
 #pragma once
 
 #include <cstdint>
@@ -31,6 +33,16 @@ using UKernelOffFn = void (*)(int64_t kc, const T* a, const T* b, const int64_t*
 // packed X^T (IN x batch), each element of W read from memory once.
 template <typename T>
 using UKernelRowsFn = void (*)(int64_t kc, const T* a, int64_t lda, const T* b, T* c, int64_t ldc, bool accumulate);
+
+// The last row panel of A when it is short (M % MR rows): only the first
+// `rows` (0 < rows <= 8, rows < MR) rows of the packed MR-row panel a are computed and
+// stored, so the tile can land in C itself, and the padding rows cost no
+// FMAs beyond the kernel's row granularity. B as in UKernelOffFn, or (offs ==
+// nullptr) a packed NR-wide panel. The sums run in the same order as the full
+// kernel's. nullptr in ISAs without one.
+template <typename T>
+using UKernelEdgeFn = void (*)(int rows, int64_t kc, const T* a, const T* b, const int64_t* offs, T* c, int64_t ldc,
+                               bool accumulate);
 
 // Dot-product kernel for the memory-bound GEMV path (linear at batch 1):
 //   y[j] = sum_k w[j*ldw + k] * x[k], j < n.
@@ -99,6 +111,7 @@ struct GemmKernel {
   CopyRunsFn<T> copy_runs;
   SplitRowFn<T> split_row;
   AddToFn<T> add_to;
+  UKernelEdgeFn<T> ukernel_edge;
 };
 
 // FMA throughput probe: `iters` rounds of independent float FMAs on this

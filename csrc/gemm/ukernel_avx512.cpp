@@ -107,6 +107,42 @@ void sgemm_ukernel_off_12x32__avx512(int64_t kc, const float* a, const float* b,
                                      int64_t ldc, bool acc) {
   sgemm_12x32(kc, a, b, OffsetRows{offs}, c, ldc, acc);
 }
+// The short last row panel (UKernelEdgeFn): R = 4 or 8 rows of the 12-row
+// packed panel, two vectors wide, the first `rows` of them stored. Each
+// accumulator sums over k in order, as the full kernel's does.
+template <int R, typename T, typename V, int L, class Rows, class Ops>
+__attribute__((always_inline)) inline void gemm_edge_body(int rows, int64_t kc, const T* __restrict a,
+                                                          const T* __restrict b, Rows rowsof, T* __restrict c,
+                                                          int64_t ldc, bool accumulate) {
+  V acc[R][2];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = Ops::zero();
+#pragma GCC unroll 2
+  for (int64_t k = 0; k < kc; ++k) {
+    const T* bk = rowsof(b, k);
+    const V b0 = Ops::load(bk), b1 = Ops::load(bk + L);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const V ai = Ops::set1(a[r]);
+      acc[r][0] = Ops::fma(ai, b0, acc[r][0]);
+      acc[r][1] = Ops::fma(ai, b1, acc[r][1]);
+    }
+    a += 12;
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    if (r >= rows) break;
+    T* p = c + r * ldc;
+    V v0 = acc[r][0], v1 = acc[r][1];
+    if (accumulate) {
+      v0 = Ops::add(Ops::load(p), v0);
+      v1 = Ops::add(Ops::load(p + L), v1);
+    }
+    Ops::store(p, v0);
+    Ops::store(p + L, v1);
+  }
+}
+
 void dgemm_ukernel_12x16__avx512(int64_t kc, const double* a, const double* b, double* c, int64_t ldc, bool acc) {
   dgemm_12x16(kc, a, b, PackedRows{16}, c, ldc, acc);
 }
@@ -147,6 +183,29 @@ struct OpsD512 {
   static void store(double* p, __m512d v) { _mm512_storeu_pd(p, v); }
   static __m512d zero() { return _mm512_setzero_pd(); }
 };
+
+template <typename T, typename V, int L, class Ops>
+void gemm_edge(int rows, int64_t kc, const T* a, const T* b, const int64_t* offs, T* c, int64_t ldc, bool acc) {
+  if (rows <= 4) {
+    if (offs)
+      gemm_edge_body<4, T, V, L, OffsetRows, Ops>(rows, kc, a, b, OffsetRows{offs}, c, ldc, acc);
+    else
+      gemm_edge_body<4, T, V, L, PackedRows, Ops>(rows, kc, a, b, PackedRows{2 * L}, c, ldc, acc);
+  } else {
+    if (offs)
+      gemm_edge_body<8, T, V, L, OffsetRows, Ops>(rows, kc, a, b, OffsetRows{offs}, c, ldc, acc);
+    else
+      gemm_edge_body<8, T, V, L, PackedRows, Ops>(rows, kc, a, b, PackedRows{2 * L}, c, ldc, acc);
+  }
+}
+void sgemm_ukernel_edge_12x32__avx512(int rows, int64_t kc, const float* a, const float* b, const int64_t* offs,
+                                      float* c, int64_t ldc, bool acc) {
+  gemm_edge<float, __m512, 16, OpsF512>(rows, kc, a, b, offs, c, ldc, acc);
+}
+void dgemm_ukernel_edge_12x16__avx512(int rows, int64_t kc, const double* a, const double* b, const int64_t* offs,
+                                      double* c, int64_t ldc, bool acc) {
+  gemm_edge<double, __m512d, 8, OpsD512>(rows, kc, a, b, offs, c, ldc, acc);
+}
 
 // Memory-bound matrix-vector products (gemv_body); the tail is a masked load,
 // so nothing past k is read.
@@ -295,10 +354,10 @@ const KernelTable kAvx512 = {
     "avx512",
     {sgemm_ukernel_12x32__avx512, sgemm_ukernel_off_12x32__avx512, sgemv__avx512, sdot4x3__avx512, 12, 32, 192, 144,
      4096, "sgemm_ukernel_12x32__avx512", sgemm_ukernel_rows_8x32__avx512, 8,
-     stranspose__avx512, sgemm_ukernel_gather_6x32__avx512, 6, sgemm_ukernel_gather_8x16__avx512, 8, scopy_runs__avx512, ssplit_row__avx512, sadd_to__avx512},
+     stranspose__avx512, sgemm_ukernel_gather_6x32__avx512, 6, sgemm_ukernel_gather_8x16__avx512, 8, scopy_runs__avx512, ssplit_row__avx512, sadd_to__avx512, sgemm_ukernel_edge_12x32__avx512},
     {dgemm_ukernel_12x16__avx512, dgemm_ukernel_off_12x16__avx512, dgemv__avx512, ddot4x3__avx512, 12, 16, 192, 72,
      2048, "dgemm_ukernel_12x16__avx512", dgemm_ukernel_rows_8x16__avx512, 8,
-     dtranspose__avx512, dgemm_ukernel_gather_6x16__avx512, 6, dgemm_ukernel_gather_8x8__avx512, 8, dcopy_runs__avx512, ref::split_row<double>, dadd_to__avx512},
+     dtranspose__avx512, dgemm_ukernel_gather_6x16__avx512, 6, dgemm_ukernel_gather_8x8__avx512, 8, dcopy_runs__avx512, ref::split_row<double>, dadd_to__avx512, dgemm_ukernel_edge_12x16__avx512},
     fma_probe__avx512,
 };
 

@@ -488,6 +488,12 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
     const int64_t mi = rest % s.mcount, ni = rest / s.mcount;
     const int64_t i0 = mi * s.mblock, i1 = std::min(M, i0 + s.mblock);
     const int64_t i_full = i0 + (i1 - i0) / AM * AM;  // rows [i0, i_full) are whole A tiles
+    // a short last row panel (M % MR rows, up to 8) on the ISA's edge kernel:
+    // only its rows are computed (M = 64 on 12-row tiles: 5 1/3 tiles, not 6),
+    // stored in y like the whole tiles
+    const int64_t edge_rows = i1 - i_full;
+    const bool edge_k = !a_rows && kr.ukernel_edge && edge_rows > 0 && edge_rows <= 8;
+    const int64_t i_direct = edge_k ? i1 : i_full;  // rows [i0, i_direct) of a direct tile land in y
     const int64_t j0 = ni * s.nblock, j1 = std::min(J, j0 + s.nblock);
     T* cbuf = scratch.data() + tid * per_thread;
     T* panel = cbuf + s.mblock * JB;
@@ -543,14 +549,18 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
             const T* xb = Xt + base;
             const int64_t* ob = offs.data() + pc;
             for (int64_t ir = i0; ir < i1; ir += MR) {
-              const bool in_y = cdirect && ir < i_full;
-              kr.ukernel_off(kb, ag + Mpad * pc + (ir / MR) * MR * kb, xb, ob,
-                             in_y ? cdirect + ir * P : cblock + (ir - i0) * JB, in_y ? P : JB, acc);
+              const bool in_y = cdirect && ir < i_direct;
+              const T* a = ag + Mpad * pc + (ir / MR) * MR * kb;
+              T* const c = in_y ? cdirect + ir * P : cblock + (ir - i0) * JB;
+              if (edge_k && ir == i_full)
+                kr.ukernel_edge(int(edge_rows), kb, a, xb, ob, c, in_y ? P : JB, acc);
+              else
+                kr.ukernel_off(kb, a, xb, ob, c, in_y ? P : JB, acc);
             }
             continue;
           }
           for (int64_t ir = i0; ir < i1; ir += AM) {
-            const bool in_y = cdirect && ir < i_full;  // a whole tile of y: written in place
+            const bool in_y = cdirect && ir < i_direct;  // a tile of y: written in place
             const int64_t ldc = in_y ? P : JB;
             T* const c = in_y ? cdirect + ir * P : cblock + (ir - i0) * JB;
             if (a_rows) {
@@ -566,7 +576,10 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
               continue;
             }
             const T* a = ag + Mpad * pc + (ir / MR) * MR * kb;
-            if (over || exact)
+            if (edge_k && ir == i_full)
+              kr.ukernel_edge(int(edge_rows), kb, a, over || exact ? bpanel : Xt + base,
+                              over || exact ? nullptr : offs.data() + pc, c, ldc, acc);
+            else if (over || exact)
               kr.ukernel(kb, a, bpanel, c, ldc, acc);
             else
               kr.ukernel_off(kb, a, Xt + base, offs.data() + pc, c, ldc, acc);
@@ -593,7 +606,7 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
         };
         for (int64_t u = 0; u < nblk; ++u) {
           const Tile& tl = tb[u];
-          if (tl.direct && i < i_full) {
+          if (tl.direct && i < i_direct) {
             if (b) {
               T* d = yi + tl.n * p.OC * P + tl.oh * p.OW + tl.ow0;
               for (int l = 0; l < NR; ++l) d[l] += bv;
