@@ -254,6 +254,10 @@ BIG_CASES = [
     dict(N=2, C=64, H=8, W=8, OC=17, KH=3, KW=3, padding=1),  # K = 576
     dict(N=1, C=128, H=5, W=6, OC=10, KH=3, KW=3, groups=2, padding=1),  # K = 576 per group
     dict(N=2, C=2, H=20, W=21, OC=3, KH=17, KW=17, padding=2),  # KH*KW = 289 > 256 taps
+    # weight gradient on the GEMM from a padded copy: output rows longer than a
+    # panel (runs split), dilation, groups, asymmetric 'same' padding
+    dict(N=1, C=20, H=7, W=70, OC=13, KH=3, KW=3, dilation=2, padding=1),
+    dict(N=3, C=40, H=5, W=6, OC=14, KH=3, KW=2, groups=2, dilation=(1, 2), padding="same"),
     # M beyond the MC block (144 f32 / 72 f64 on avx2)
     dict(N=2, C=3, H=4, W=5, OC=150, KH=3, KW=3, padding=1),
     # more output pixels than one backward-data column block (512), and N*P > NC (4096)

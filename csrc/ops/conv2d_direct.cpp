@@ -116,6 +116,33 @@ bool conv2d_direct_forward_applies(const Conv2dParams& p) {
   return phase_elems <= 2.0 * padded_elems + 64.0;
 }
 
+// Xp for padded (or cropped: pads may be negative) inputs, plus NR + Wp zeros of
+// tail slack for the junk lanes of the last tile.
+template <typename T>
+void build_padded(T* xp, const T* x, const Conv2dParams& p, int64_t Hp, int64_t Wp, int64_t slack, bool serial) {
+  const int64_t planes = p.N * p.C, plane = Hp * Wp;
+  // a memory pass: worth a second thread from ~64K elements, not ~1M like compute
+  parallel_for(planes, serial ? 1 : threads_for_flops(16.0 * double(planes) * plane, planes), [&](int64_t t, int) {
+    const T* src = x + t * p.H * p.W;
+    T* dst = xp + t * plane;
+    const int64_t q_lo = std::max<int64_t>(0, p.pad_l), q_hi = std::min(Wp, p.W + p.pad_l);
+    for (int64_t r = 0; r < Hp; ++r) {
+      T* d = dst + r * Wp;
+      const int64_t sr = r - p.pad_t;
+      if (sr < 0 || sr >= p.H || q_hi <= q_lo) {
+        std::fill(d, d + Wp, T(0));
+        continue;
+      }
+      std::fill(d, d + q_lo, T(0));
+      std::memcpy(d + q_lo, src + sr * p.W + (q_lo - p.pad_l), sizeof(T) * (q_hi - q_lo));
+      std::fill(d + q_hi, d + Wp, T(0));
+    }
+  });
+  std::fill(xp + planes * plane, xp + planes * plane + slack, T(0));
+}
+template void build_padded<float>(float*, const float*, const Conv2dParams&, int64_t, int64_t, int64_t, bool);
+template void build_padded<double>(double*, const double*, const Conv2dParams&, int64_t, int64_t, int64_t, bool);
+
 namespace {
 
 // Xs: the phase planes of the padded input (see the top of the file), S =
@@ -155,31 +182,6 @@ void build_phases(T* xs, const T* x, const Conv2dParams& p, int64_t Hq, int64_t 
   std::fill(xs + p.N * p.C * S * plane, xs + p.N * p.C * S * plane + slack, T(0));
 }
 
-// Xp for padded (or cropped: pads may be negative) inputs, plus NR + Wp zeros of
-// tail slack for the junk lanes of the last tile.
-template <typename T>
-void build_padded(T* xp, const T* x, const Conv2dParams& p, int64_t Hp, int64_t Wp, int64_t slack,
-                  bool serial = false) {
-  const int64_t planes = p.N * p.C, plane = Hp * Wp;
-  // a memory pass: worth a second thread from ~64K elements, not ~1M like compute
-  parallel_for(planes, serial ? 1 : threads_for_flops(16.0 * double(planes) * plane, planes), [&](int64_t t, int) {
-    const T* src = x + t * p.H * p.W;
-    T* dst = xp + t * plane;
-    const int64_t q_lo = std::max<int64_t>(0, p.pad_l), q_hi = std::min(Wp, p.W + p.pad_l);
-    for (int64_t r = 0; r < Hp; ++r) {
-      T* d = dst + r * Wp;
-      const int64_t sr = r - p.pad_t;
-      if (sr < 0 || sr >= p.H || q_hi <= q_lo) {
-        std::fill(d, d + Wp, T(0));
-        continue;
-      }
-      std::fill(d, d + q_lo, T(0));
-      std::memcpy(d + q_lo, src + sr * p.W + (q_lo - p.pad_l), sizeof(T) * (q_hi - q_lo));
-      std::fill(d + q_hi, d + Wp, T(0));
-    }
-  });
-  std::fill(xp + planes * plane, xp + planes * plane + slack, T(0));
-}
 
 // Output positions are cut into tiles of NR that the micro-kernel computes at
 // once. Row tiling: NR columns of one output row (the last one per row short)

@@ -23,6 +23,12 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
 template <typename T>
 void conv2d_direct_backward_weight(T* dw, const T* dy, const T* x, const Conv2dParams& p);
 
+// Xp (N,C,Hp,Wp): x padded (or cropped: pads may be negative) by the pads of
+// p, plus `slack` zeros of tail. serial: on the calling thread only.
+template <typename T>
+void build_padded(T* xp, const T* x, const Conv2dParams& p, int64_t Hp, int64_t Wp, int64_t slack,
+                  bool serial = false);
+
 // Reduction chunks over images for weight gradients: set by the shape only,
 // never the thread count, so results are bitwise reproducible.
 int64_t weight_grad_chunks(int64_t N, int64_t dw_size);
