@@ -289,11 +289,11 @@ struct BIm2colT {
   int NR;
   TransposeFn<T> transpose;
   bool pointwise;  // 1x1, stride 1, no padding: im2col row c is channel c itself
-  // Stride 1 with a padded copy of x (xpad: the group's channel 0 in image 0;
-  // planes of pplane, rows of pWp, images pimg apart): column j of X_col^T at
-  // an output row's run of positions is the run at xpad + toffs[j] + (that
-  // row's origin), so a panel's NR columns for each run are one copy_runs --
-  // no walk, no padding tests.
+  // From a padded copy of x, or (strided) its phase planes (xpad: the group's
+  // channel 0 in image 0; rows of pWp, images pimg apart): column j of X_col^T
+  // at an output row's run of positions is the contiguous run at xpad +
+  // toffs[j] + (that row's origin), so a panel's NR columns for each run are
+  // one copy_runs -- no walk, no padding tests, no strided gathers.
   const T* xpad = nullptr;
   int64_t pWp = 0, pimg = 0;
   const int64_t* toffs = nullptr;
@@ -313,26 +313,6 @@ struct BIm2colT {
         }
         for (int64_t c = cols; c < NR; ++c)
           for (int64_t k = 0; k < kb; ++k) d[k * NR + c] = T(0);
-      }
-      return;
-    }
-    if (g->sw != 1) {
-      // strided rows: each column written straight into its panel lane (a scalar
-      // gather either way; staging it for the transpose would only add a pass)
-      for (int64_t jj = 0; jj < round_up(nb, NR); ++jj) {
-        T* d = buf + (jj / NR) * NR * kb + (jj % NR);  // element t at d[t*NR]
-        if (jj >= nb) {
-          for (int64_t t = 0; t < kb; ++t) d[t * NR] = T(0);
-          continue;
-        }
-        auto zero = [&](int64_t t, int64_t cnt) {
-          for (int64_t s = 0; s < cnt; ++s) d[(t + s) * NR] = T(0);
-        };
-        auto run = [&](int64_t t, int64_t cnt, int64_t idx, int64_t st) {
-          const T* src = xg + idx;
-          for (int64_t s = 0; s < cnt; ++s) d[(t + s) * NR] = src[s * st];
-        };
-        walk_row(*g, rows[j0 + jj], r0 + p0, kb, zero, run);
       }
       return;
     }
@@ -358,6 +338,26 @@ struct BIm2colT {
         }
         for (int64_t c = cols; c < NR; ++c) std::fill(tmp + c * kb, tmp + (c + 1) * kb, T(0));
         transpose(NR, kb, tmp, kb, buf + q * NR * kb, NR);  // buf[t*NR + c] = tmp[c*kb + t]
+      }
+      return;
+    }
+    if (g->sw != 1) {
+      // strided rows: each column written straight into its panel lane (a scalar
+      // gather either way; staging it for the transpose would only add a pass)
+      for (int64_t jj = 0; jj < round_up(nb, NR); ++jj) {
+        T* d = buf + (jj / NR) * NR * kb + (jj % NR);  // element t at d[t*NR]
+        if (jj >= nb) {
+          for (int64_t t = 0; t < kb; ++t) d[t * NR] = T(0);
+          continue;
+        }
+        auto zero = [&](int64_t t, int64_t cnt) {
+          for (int64_t s = 0; s < cnt; ++s) d[(t + s) * NR] = T(0);
+        };
+        auto run = [&](int64_t t, int64_t cnt, int64_t idx, int64_t st) {
+          const T* src = xg + idx;
+          for (int64_t s = 0; s < cnt; ++s) d[(t + s) * NR] = src[s * st];
+        };
+        walk_row(*g, rows[j0 + jj], r0 + p0, kb, zero, run);
       }
       return;
     }
@@ -653,18 +653,32 @@ void conv2d_backward_weight(T* dw, T* db, const T* dy, const T* x, const Conv2dP
   // 32x256x8x8's weight gradient in a perf profile. Alternated with the walk,
   // two runs each: that gradient 12.6-12.7 -> 10.7-11.3 ms at 1 thread, 6.6-7.4
   // -> 5.7-6.4 ms at 2; AlexNet conv2's 2.06-2.09 -> 1.90 ms at 1 thread.
-  const bool padded = conv2d_direct_applies(p) && !pointwise;
-  const int64_t Hp = p.OH + p.dil_h * (p.KH - 1), Wp2 = p.OW + p.dil_w * (p.KW - 1), plane = Hp * Wp2;
+  // Strided: from the phase planes of x (as the direct forward reads them),
+  // where each tap's run is contiguous again, instead of one strided gather per
+  // panel lane. Alternated with the gather, 2 runs each at 1 thread: 8x64x32x32
+  // 3x3/2 dW 1.95-1.97 -> 1.54 ms (0.86-0.87 ms at 2 threads), AlexNet conv1
+  // 1.19-1.20 -> 0.79 ms, 32x128x16x16 3x3/2 -> 256 6.50 -> 6.01-6.04 ms.
+  const bool padded = conv2d_direct_forward_applies(p) && !pointwise;
+  const int64_t sh = p.stride_h, sw = p.stride_w, S = sh * sw;
+  const int64_t Hq = p.OH + p.dil_h * (p.KH - 1) / sh, Wq = p.OW + p.dil_w * (p.KW - 1) / sw, plane = Hq * Wq;
+  const int64_t chan = S * plane;  // elements per channel of the copy
   Buffer<T> xpad;
   std::vector<int64_t> toffs;
   if (padded) {
-    xpad.reset(checked_mul(checked_mul(p.N, p.C, "conv2d padded input"), plane, "conv2d padded input"),
+    xpad.reset(checked_mul(checked_mul(checked_mul(p.N, p.C, "conv2d padded input"), S, "conv2d padded input"), plane,
+                           "conv2d padded input"),
                "conv2d padded input");
-    build_padded(xpad.data(), x, p, Hp, Wp2, 0);
+    if (S == 1)
+      build_padded(xpad.data(), x, p, Hq, Wq, 0);
+    else
+      build_phases(xpad.data(), x, p, Hq, Wq, 0);
     toffs.resize(size_t(Kg));
     for (int64_t c = 0, k = 0; c < p.Cg(); ++c)
       for (int64_t kh = 0; kh < p.KH; ++kh)
-        for (int64_t kw = 0; kw < p.KW; ++kw) toffs[size_t(k++)] = c * plane + kh * p.dil_h * Wp2 + kw * p.dil_w;
+        for (int64_t kw = 0; kw < p.KW; ++kw) {
+          const int64_t eh = kh * p.dil_h, ew = kw * p.dil_w;
+          toffs[size_t(k++)] = c * chan + ((eh % sh) * sw + ew % sw) * plane + (eh / sh) * Wq + ew / sw;
+        }
   }
 
   parallel_for(tasks, nt, [&](int64_t t, int tid) {
@@ -678,9 +692,9 @@ void conv2d_backward_weight(T* dw, T* db, const T* dy, const T* x, const Conv2dP
     ADyRows<T> ap{dy, p.OC, P, g * OCg, n0 * P, kr.mr, kr.transpose};
     BIm2colT<T> bp{&geom, rows.data(), x + g * p.Cg() * p.H * p.W, n0 * P, kr.nr, kr.transpose, pointwise};
     if (padded) {
-      bp.xpad = xpad.data() + g * p.Cg() * plane;
-      bp.pWp = Wp2;
-      bp.pimg = p.C * plane;
+      bp.xpad = xpad.data() + g * p.Cg() * chan;
+      bp.pWp = Wq;
+      bp.pimg = p.C * chan;
       bp.toffs = toffs.data();
       bp.copy_runs = kr.copy_runs;
     }

@@ -143,14 +143,11 @@ void build_padded(T* xp, const T* x, const Conv2dParams& p, int64_t Hp, int64_t 
 template void build_padded<float>(float*, const float*, const Conv2dParams&, int64_t, int64_t, int64_t, bool);
 template void build_padded<double>(double*, const double*, const Conv2dParams&, int64_t, int64_t, int64_t, bool);
 
-namespace {
-
 // Xs: the phase planes of the padded input (see the top of the file), S =
 // sh*sw planes of Hq x Wq per channel, plus `slack` zeros of tail. With stride 1
 // this is Xp, the padded (or cropped: pads may be negative) input.
 template <typename T>
-void build_phases(T* xs, const T* x, const Conv2dParams& p, int64_t Hq, int64_t Wq, int64_t slack,
-                  bool serial = false) {
+void build_phases(T* xs, const T* x, const Conv2dParams& p, int64_t Hq, int64_t Wq, int64_t slack, bool serial) {
   const int64_t sh = p.stride_h, sw = p.stride_w, S = sh * sw, plane = Hq * Wq;
   const SplitRowFn<T> split_row = kernel_for<T>(active_kernels()).split_row;
   // Plane (ph, pw) row u, column v holds input (u*sh + ph - pad_t, v*sw + pw - pad_l),
@@ -181,6 +178,11 @@ void build_phases(T* xs, const T* x, const Conv2dParams& p, int64_t Hq, int64_t 
   });
   std::fill(xs + p.N * p.C * S * plane, xs + p.N * p.C * S * plane + slack, T(0));
 }
+template void build_phases<float>(float*, const float*, const Conv2dParams&, int64_t, int64_t, int64_t, bool);
+template void build_phases<double>(double*, const double*, const Conv2dParams&, int64_t, int64_t, int64_t, bool);
+
+namespace {
+
 
 
 // Output positions are cut into tiles of NR that the micro-kernel computes at

@@ -29,6 +29,13 @@ template <typename T>
 void build_padded(T* xp, const T* x, const Conv2dParams& p, int64_t Hp, int64_t Wp, int64_t slack,
                   bool serial = false);
 
+// Xs: the sh*sw phase planes (Hq x Wq each) of every channel of the padded x,
+// plane (ph, pw) row u column v holding x[u*sh + ph - pad_t][v*sw + pw - pad_l]
+// (zero outside x), plus `slack` zeros of tail. Needs stride > 1.
+template <typename T>
+void build_phases(T* xs, const T* x, const Conv2dParams& p, int64_t Hq, int64_t Wq, int64_t slack,
+                  bool serial = false);
+
 // Reduction chunks over images for weight gradients: set by the shape only,
 // never the thread count, so results are bitwise reproducible.
 int64_t weight_grad_chunks(int64_t N, int64_t dw_size);
