@@ -24,6 +24,10 @@ def _conv_jobs(rng):
         dict(x=(2, 32, 24, 24), w=(32, 1, 3, 3), o=dict(groups=32, padding=1)),
         dict(x=(9, 6, 12, 12), w=(10, 6, 5, 5), o=dict(padding="same", dilation=(1, 2))),
         dict(x=(1, 64, 14, 14), w=(40, 64, 1, 1), o={}),
+        # scratch of over 1 MB (padded copies, packed panels): blocks from the
+        # shared scratch cache, handed between threads
+        dict(x=(8, 32, 40, 40), w=(48, 32, 3, 3), o=dict(padding=1)),
+        dict(x=(6, 24, 36, 36), w=(32, 24, 3, 3), o=dict(stride=2, padding=1)),
     ]
     for i, c in enumerate(configs):
         dtype = np.float32 if i % 2 == 0 else np.float64
