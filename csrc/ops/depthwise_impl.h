@@ -71,11 +71,10 @@ struct Vec {
     return v;
   }
   static void store(T* p, type v) { std::memcpy(p, &v, sizeof(v)); }
-  static type splat(T x) {
-    type v;
-    for (int i = 0; i < n; ++i) v[i] = x;
-    return v;
-  }
+  // scalar - vector broadcasts the scalar, and x - 0 folds to x (x + 0 would
+  // not: -0 + 0 is +0): one broadcast instruction. A lane loop had been
+  // lowered to a chain of inserts per tap.
+  static type splat(T x) { return x - type{}; }
 };
 
 // Stride 1, 4 vectors of outputs from ow0: out[ow] (= init | +=) sum_{kh, kw}
