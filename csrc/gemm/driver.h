@@ -85,7 +85,7 @@ void gemm_macro(const GemmKernel<T>& kr, int64_t i0, int64_t i1, int64_t j0, int
             if (c) {
               kr.ukernel(kb, ap, bp, c, ldc, acc);
             } else if (mr <= 8 && mr < MR && kr.ukernel_edge) {  // a short last row panel: its rows only
-              kr.ukernel_edge(mr, kb, ap, bp, nullptr, tmp, NR, false);
+              kr.ukernel_edge(mr, kb, ap, bp, nullptr, 0, tmp, NR, false);
               cmap.scatter(ic + ir, jc + jr, mr, nr, tmp, NR, acc);
             } else {
               kr.ukernel(kb, ap, bp, tmp, NR, false);

@@ -40,9 +40,18 @@ using UKernelRowsFn = void (*)(int64_t kc, const T* a, int64_t lda, const T* b, 
 // FMAs beyond the kernel's row granularity. B as in UKernelOffFn, or (offs ==
 // nullptr) a packed NR-wide panel. The sums run in the same order as the full
 // kernel's. nullptr in ISAs without one.
+// hi: as in UKernelOff2Fn (nr/2 for an ordinary run; ignored for a packed panel).
 template <typename T>
-using UKernelEdgeFn = void (*)(int rows, int64_t kc, const T* a, const T* b, const int64_t* offs, T* c, int64_t ldc,
-                               bool accumulate);
+using UKernelEdgeFn = void (*)(int rows, int64_t kc, const T* a, const T* b, const int64_t* offs, int64_t hi, T* c,
+                               int64_t ldc, bool accumulate);
+
+// UKernelOffFn with each B row in two halves: lanes [0, nr/2) at b + offs[k],
+// lanes [nr/2, nr) at b + offs[k] + hi. The direct convolution's two-row tiles
+// (output rows nr/2 wide: two rows per tile, read in place) use it. nullptr in
+// ISAs without one.
+template <typename T>
+using UKernelOff2Fn = void (*)(int64_t kc, const T* a, const T* b, const int64_t* offs, int64_t hi, T* c,
+                               int64_t ldc, bool accumulate);
 
 // Dot-product kernel for the memory-bound GEMV path (linear at batch 1):
 //   y[j] = sum_k w[j*ldw + k] * x[k], j < n.
@@ -112,6 +121,7 @@ struct GemmKernel {
   SplitRowFn<T> split_row;
   AddToFn<T> add_to;
   UKernelEdgeFn<T> ukernel_edge;
+  UKernelOff2Fn<T> ukernel_off2;
 };
 
 // FMA throughput probe: `iters` rounds of independent float FMAs on this

@@ -17,13 +17,17 @@ namespace fastconv {
 
 namespace {
 
+// B row k of a tile: its first register's lanes at rows(b, k), the second's
+// `hi` elements further on (the next register for a packed panel or a run;
+// the next output row's for the direct convolution's two-row tiles).
 struct PackedRows {
-  int64_t stride;
+  int64_t stride, hi;
   template <typename T>
   const T* operator()(const T* b, int64_t k) const { return b + k * stride; }
 };
 struct OffsetRows {
   const int64_t* offs;
+  int64_t hi;
   template <typename T>
   const T* operator()(const T* b, int64_t k) const { return b + offs[k]; }
 };
@@ -41,7 +45,7 @@ __attribute__((always_inline)) inline void gemm_12x2v_body(int64_t kc, const T* 
 #pragma GCC unroll 2
   for (int64_t k = 0; k < kc; ++k) {
     const T* bk = rows(b, k);
-    const V b0 = load(bk), b1 = load(bk + L);
+    const V b0 = load(bk), b1 = load(bk + rows.hi);
     V ai;
     ai = set1(a[0]); c00 = fma(ai, b0, c00); c01 = fma(ai, b1, c01);
     ai = set1(a[1]); c10 = fma(ai, b0, c10); c11 = fma(ai, b1, c11);
@@ -101,11 +105,15 @@ __attribute__((always_inline)) inline void dgemm_12x16(int64_t kc, const double*
 }
 
 void sgemm_ukernel_12x32__avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool acc) {
-  sgemm_12x32(kc, a, b, PackedRows{32}, c, ldc, acc);
+  sgemm_12x32(kc, a, b, PackedRows{32, 16}, c, ldc, acc);
 }
 void sgemm_ukernel_off_12x32__avx512(int64_t kc, const float* a, const float* b, const int64_t* offs, float* c,
                                      int64_t ldc, bool acc) {
-  sgemm_12x32(kc, a, b, OffsetRows{offs}, c, ldc, acc);
+  sgemm_12x32(kc, a, b, OffsetRows{offs, 16}, c, ldc, acc);
+}
+void sgemm_ukernel_off2_12x32__avx512(int64_t kc, const float* a, const float* b, const int64_t* offs, int64_t hi,
+                                      float* c, int64_t ldc, bool acc) {
+  sgemm_12x32(kc, a, b, OffsetRows{offs, hi}, c, ldc, acc);
 }
 // The short last row panel (UKernelEdgeFn): R = 4 or 8 rows of the 12-row
 // packed panel, two vectors wide, the first `rows` of them stored. Each
@@ -120,7 +128,7 @@ __attribute__((always_inline)) inline void gemm_edge_body(int rows, int64_t kc, 
 #pragma GCC unroll 2
   for (int64_t k = 0; k < kc; ++k) {
     const T* bk = rowsof(b, k);
-    const V b0 = Ops::load(bk), b1 = Ops::load(bk + L);
+    const V b0 = Ops::load(bk), b1 = Ops::load(bk + rowsof.hi);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const V ai = Ops::set1(a[r]);
@@ -144,11 +152,15 @@ __attribute__((always_inline)) inline void gemm_edge_body(int rows, int64_t kc, 
 }
 
 void dgemm_ukernel_12x16__avx512(int64_t kc, const double* a, const double* b, double* c, int64_t ldc, bool acc) {
-  dgemm_12x16(kc, a, b, PackedRows{16}, c, ldc, acc);
+  dgemm_12x16(kc, a, b, PackedRows{16, 8}, c, ldc, acc);
 }
 void dgemm_ukernel_off_12x16__avx512(int64_t kc, const double* a, const double* b, const int64_t* offs, double* c,
                                      int64_t ldc, bool acc) {
-  dgemm_12x16(kc, a, b, OffsetRows{offs}, c, ldc, acc);
+  dgemm_12x16(kc, a, b, OffsetRows{offs, 8}, c, ldc, acc);
+}
+void dgemm_ukernel_off2_12x16__avx512(int64_t kc, const double* a, const double* b, const int64_t* offs, int64_t hi,
+                                      double* c, int64_t ldc, bool acc) {
+  dgemm_12x16(kc, a, b, OffsetRows{offs, hi}, c, ldc, acc);
 }
 
 #include "gemm/ukernel_templates.h"
@@ -185,26 +197,27 @@ struct OpsD512 {
 };
 
 template <typename T, typename V, int L, class Ops>
-void gemm_edge(int rows, int64_t kc, const T* a, const T* b, const int64_t* offs, T* c, int64_t ldc, bool acc) {
+void gemm_edge(int rows, int64_t kc, const T* a, const T* b, const int64_t* offs, int64_t hi, T* c, int64_t ldc,
+               bool acc) {
   if (rows <= 4) {
     if (offs)
-      gemm_edge_body<4, T, V, L, OffsetRows, Ops>(rows, kc, a, b, OffsetRows{offs}, c, ldc, acc);
+      gemm_edge_body<4, T, V, L, OffsetRows, Ops>(rows, kc, a, b, OffsetRows{offs, hi}, c, ldc, acc);
     else
-      gemm_edge_body<4, T, V, L, PackedRows, Ops>(rows, kc, a, b, PackedRows{2 * L}, c, ldc, acc);
+      gemm_edge_body<4, T, V, L, PackedRows, Ops>(rows, kc, a, b, PackedRows{2 * L, L}, c, ldc, acc);
   } else {
     if (offs)
-      gemm_edge_body<8, T, V, L, OffsetRows, Ops>(rows, kc, a, b, OffsetRows{offs}, c, ldc, acc);
+      gemm_edge_body<8, T, V, L, OffsetRows, Ops>(rows, kc, a, b, OffsetRows{offs, hi}, c, ldc, acc);
     else
-      gemm_edge_body<8, T, V, L, PackedRows, Ops>(rows, kc, a, b, PackedRows{2 * L}, c, ldc, acc);
+      gemm_edge_body<8, T, V, L, PackedRows, Ops>(rows, kc, a, b, PackedRows{2 * L, L}, c, ldc, acc);
   }
 }
 void sgemm_ukernel_edge_12x32__avx512(int rows, int64_t kc, const float* a, const float* b, const int64_t* offs,
-                                      float* c, int64_t ldc, bool acc) {
-  gemm_edge<float, __m512, 16, OpsF512>(rows, kc, a, b, offs, c, ldc, acc);
+                                      int64_t hi, float* c, int64_t ldc, bool acc) {
+  gemm_edge<float, __m512, 16, OpsF512>(rows, kc, a, b, offs, hi, c, ldc, acc);
 }
 void dgemm_ukernel_edge_12x16__avx512(int rows, int64_t kc, const double* a, const double* b, const int64_t* offs,
-                                      double* c, int64_t ldc, bool acc) {
-  gemm_edge<double, __m512d, 8, OpsD512>(rows, kc, a, b, offs, c, ldc, acc);
+                                      int64_t hi, double* c, int64_t ldc, bool acc) {
+  gemm_edge<double, __m512d, 8, OpsD512>(rows, kc, a, b, offs, hi, c, ldc, acc);
 }
 
 // Memory-bound matrix-vector products (gemv_body); the tail is a masked load,
@@ -354,10 +367,12 @@ const KernelTable kAvx512 = {
     "avx512",
     {sgemm_ukernel_12x32__avx512, sgemm_ukernel_off_12x32__avx512, sgemv__avx512, sdot4x3__avx512, 12, 32, 192, 144,
      4096, "sgemm_ukernel_12x32__avx512", sgemm_ukernel_rows_8x32__avx512, 8,
-     stranspose__avx512, sgemm_ukernel_gather_6x32__avx512, 6, sgemm_ukernel_gather_8x16__avx512, 8, scopy_runs__avx512, ssplit_row__avx512, sadd_to__avx512, sgemm_ukernel_edge_12x32__avx512},
+     stranspose__avx512, sgemm_ukernel_gather_6x32__avx512, 6, sgemm_ukernel_gather_8x16__avx512, 8, scopy_runs__avx512, ssplit_row__avx512, sadd_to__avx512, sgemm_ukernel_edge_12x32__avx512,
+     sgemm_ukernel_off2_12x32__avx512},
     {dgemm_ukernel_12x16__avx512, dgemm_ukernel_off_12x16__avx512, dgemv__avx512, ddot4x3__avx512, 12, 16, 192, 72,
      2048, "dgemm_ukernel_12x16__avx512", dgemm_ukernel_rows_8x16__avx512, 8,
-     dtranspose__avx512, dgemm_ukernel_gather_6x16__avx512, 6, dgemm_ukernel_gather_8x8__avx512, 8, dcopy_runs__avx512, ref::split_row<double>, dadd_to__avx512, dgemm_ukernel_edge_12x16__avx512},
+     dtranspose__avx512, dgemm_ukernel_gather_6x16__avx512, 6, dgemm_ukernel_gather_8x8__avx512, 8, dcopy_runs__avx512, ref::split_row<double>, dadd_to__avx512, dgemm_ukernel_edge_12x16__avx512,
+     dgemm_ukernel_off2_12x16__avx512},
     fma_probe__avx512,
 };
 
