@@ -320,6 +320,7 @@ DIRECT_CASES = [
     # panels, unpadded inputs whose last tile reads past the end of x, K over slices
     dict(N=3, C=20, H=15, W=16, OC=30, KH=3, KW=3, padding=(0, 1)),
     dict(N=2, C=9, H=9, W=8, OC=13, KH=3, KW=3, padding=1),
+    dict(N=2, C=5, H=7, W=4, OC=7, KH=3, KW=3, padding=1),  # AVX2 double: 4 wide
     dict(N=2, C=16, H=16, W=18, OC=12, KH=2, KW=3),
     dict(N=2, C=40, H=10, W=10, OC=16, KH=3, KW=3, dilation=(2, 1), padding=(0, 3)),
     dict(N=8, C=128, H=16, W=16, OC=24, KH=3, KW=3, padding=1),

@@ -19,14 +19,16 @@ namespace {
 //   a[5]    c5[0]     c5[1]
 //
 // One body, two ways to find row k of B: packed (b + 16k) or in place
-// (b + offs[k], direct convolution).
+// (b + offs[k], direct convolution); its second register's lanes `hi` further
+// on (the next register, or the next output row's for two-row tiles).
 struct PackedRows {
-  int64_t stride;
+  int64_t stride, hi;
   const float* operator()(const float* b, int64_t k) const { return b + k * stride; }
   const double* operator()(const double* b, int64_t k) const { return b + k * stride; }
 };
 struct OffsetRows {
   const int64_t* offs;
+  int64_t hi;
   const float* operator()(const float* b, int64_t k) const { return b + offs[k]; }
   const double* operator()(const double* b, int64_t k) const { return b + offs[k]; }
 };
@@ -44,7 +46,7 @@ __attribute__((always_inline)) inline void sgemm_6x16_body(int64_t kc, const flo
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
     const float* bk = rows(b, k);
-    const __m256 b0 = _mm256_loadu_ps(bk), b1 = _mm256_loadu_ps(bk + 8);
+    const __m256 b0 = _mm256_loadu_ps(bk), b1 = _mm256_loadu_ps(bk + rows.hi);
     __m256 ai = _mm256_broadcast_ss(a + 0);
     c00 = _mm256_fmadd_ps(ai, b0, c00); c01 = _mm256_fmadd_ps(ai, b1, c01);
     ai = _mm256_broadcast_ss(a + 1);
@@ -76,11 +78,15 @@ __attribute__((always_inline)) inline void sgemm_6x16_body(int64_t kc, const flo
 }
 
 void sgemm_ukernel_6x16__avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool acc) {
-  sgemm_6x16_body(kc, a, b, PackedRows{16}, c, ldc, acc);
+  sgemm_6x16_body(kc, a, b, PackedRows{16, 8}, c, ldc, acc);
 }
 void sgemm_ukernel_off_6x16__avx2(int64_t kc, const float* a, const float* b, const int64_t* offs, float* c,
                                   int64_t ldc, bool acc) {
-  sgemm_6x16_body(kc, a, b, OffsetRows{offs}, c, ldc, acc);
+  sgemm_6x16_body(kc, a, b, OffsetRows{offs, 8}, c, ldc, acc);
+}
+void sgemm_ukernel_off2_6x16__avx2(int64_t kc, const float* a, const float* b, const int64_t* offs, int64_t hi,
+                                   float* c, int64_t ldc, bool acc) {
+  sgemm_6x16_body(kc, a, b, OffsetRows{offs, hi}, c, ldc, acc);
 }
 
 // dgemm 6x8: the same shape in doubles (4 lanes per ymm).
@@ -97,7 +103,7 @@ __attribute__((always_inline)) inline void dgemm_6x8_body(int64_t kc, const doub
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
     const double* bk = rows(b, k);
-    const __m256d b0 = _mm256_loadu_pd(bk), b1 = _mm256_loadu_pd(bk + 4);
+    const __m256d b0 = _mm256_loadu_pd(bk), b1 = _mm256_loadu_pd(bk + rows.hi);
     __m256d ai = _mm256_broadcast_sd(a + 0);
     c00 = _mm256_fmadd_pd(ai, b0, c00); c01 = _mm256_fmadd_pd(ai, b1, c01);
     ai = _mm256_broadcast_sd(a + 1);
@@ -129,11 +135,15 @@ __attribute__((always_inline)) inline void dgemm_6x8_body(int64_t kc, const doub
 }
 
 void dgemm_ukernel_6x8__avx2(int64_t kc, const double* a, const double* b, double* c, int64_t ldc, bool acc) {
-  dgemm_6x8_body(kc, a, b, PackedRows{8}, c, ldc, acc);
+  dgemm_6x8_body(kc, a, b, PackedRows{8, 4}, c, ldc, acc);
 }
 void dgemm_ukernel_off_6x8__avx2(int64_t kc, const double* a, const double* b, const int64_t* offs, double* c,
                                  int64_t ldc, bool acc) {
-  dgemm_6x8_body(kc, a, b, OffsetRows{offs}, c, ldc, acc);
+  dgemm_6x8_body(kc, a, b, OffsetRows{offs, 4}, c, ldc, acc);
+}
+void dgemm_ukernel_off2_6x8__avx2(int64_t kc, const double* a, const double* b, const int64_t* offs, int64_t hi,
+                                  double* c, int64_t ldc, bool acc) {
+  dgemm_6x8_body(kc, a, b, OffsetRows{offs, hi}, c, ldc, acc);
 }
 
 inline float hsum(__m256 v) {
@@ -291,10 +301,12 @@ const KernelTable kAvx2 = {
     "avx2",
     {sgemm_ukernel_6x16__avx2, sgemm_ukernel_off_6x16__avx2, sgemv__avx2, sdot4x3__avx2, 6, 16, 256, 144, 4096, "sgemm_ukernel_6x16__avx2",
      sgemm_ukernel_rows_6x16__avx2, 6, stranspose__avx2,
-     sgemm_ukernel_gather_6x16__avx2, 6, nullptr, 0, scopy_runs__avx2, ssplit_row__avx2, ref::add_to<float>, nullptr, nullptr},
+     sgemm_ukernel_gather_6x16__avx2, 6, nullptr, 0, scopy_runs__avx2, ssplit_row__avx2, ref::add_to<float>, nullptr,
+     sgemm_ukernel_off2_6x16__avx2},
     {dgemm_ukernel_6x8__avx2, dgemm_ukernel_off_6x8__avx2, dgemv__avx2, ddot4x3__avx2, 6, 8, 256, 72, 2048, "dgemm_ukernel_6x8__avx2",
      dgemm_ukernel_rows_6x8__avx2, 6, dtranspose__avx2,
-     dgemm_ukernel_gather_6x8__avx2, 6, nullptr, 0, dcopy_runs__avx2, ref::split_row<double>, ref::add_to<double>, nullptr, nullptr},
+     dgemm_ukernel_gather_6x8__avx2, 6, nullptr, 0, dcopy_runs__avx2, ref::split_row<double>, ref::add_to<double>, nullptr,
+     dgemm_ukernel_off2_6x8__avx2},
     fma_probe__avx2,
 };
 
