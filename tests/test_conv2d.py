@@ -315,14 +315,17 @@ DIRECT_CASES = [
     dict(N=3, C=16, H=9, W=11, OC=8, KH=3, KW=3, padding=1),  # the scalar path (NR 8)
     dict(N=2, C=16, H=15, W=13, OC=16, KH=3, KW=3, stride=2, padding=1),
     dict(N=1, C=130, H=1, W=1, OC=16, KH=1, KW=1),  # one position: a tile of repeated lanes
-    # output rows half the kernel's NR wide (AVX-512: 16 float, 8 double): tiles of two
-    # rows read in place; odd row counts (a half-empty last tile), short last row
-    # panels, unpadded inputs whose last tile reads past the end of x, K over slices
-    dict(N=3, C=20, H=15, W=16, OC=30, KH=3, KW=3, padding=(0, 1)),
-    dict(N=2, C=9, H=9, W=8, OC=13, KH=3, KW=3, padding=1),
-    dict(N=2, C=5, H=7, W=4, OC=7, KH=3, KW=3, padding=1),  # AVX2 double: 4 wide
-    dict(N=2, C=16, H=16, W=18, OC=12, KH=2, KW=3),
-    dict(N=2, C=40, H=10, W=10, OC=16, KH=3, KW=3, dilation=(2, 1), padding=(0, 3)),
+    # output rows a half or a quarter of the kernel's NR wide (AVX-512: 16 / 8 float, 8
+    # double; AVX2: 8 float, 4 double), over 32 tiles: tiles of two or four rows read in
+    # place; row counts not a multiple of the group (a part-empty last tile), short
+    # last row panels, unpadded inputs whose last tile reads past the end of x, K over
+    # slices, dilation
+    dict(N=6, C=20, H=15, W=16, OC=30, KH=3, KW=3, padding=(0, 1)),
+    dict(N=12, C=9, H=9, W=8, OC=13, KH=3, KW=3, padding=1),
+    dict(N=10, C=5, H=7, W=4, OC=7, KH=3, KW=3, padding=1),
+    dict(N=5, C=16, H=16, W=18, OC=12, KH=2, KW=3),
+    dict(N=12, C=8, H=11, W=10, OC=14, KH=3, KW=3),
+    dict(N=12, C=40, H=10, W=12, OC=20, KH=3, KW=3, dilation=(2, 1), padding=(0, 3)),
     dict(N=8, C=128, H=16, W=16, OC=24, KH=3, KW=3, padding=1),
     # padded batches over 1 MB: each image padded (or phase-split) by the thread that
     # reads it, blocks ending with their image; ragged rows, an image split between tasks

@@ -40,7 +40,8 @@ using UKernelRowsFn = void (*)(int64_t kc, const T* a, int64_t lda, const T* b, 
 // FMAs beyond the kernel's row granularity. B as in UKernelOffFn, or (offs ==
 // nullptr) a packed NR-wide panel. The sums run in the same order as the full
 // kernel's. nullptr in ISAs without one.
-// hi: as in UKernelOff2Fn (nr/2 for an ordinary run; ignored for a packed panel).
+// hi: as in UKernelOff2Fn (nr/2 for an ordinary run; ignored for a packed
+// panel); hi = -q: B rows in four quarters q apart, as in UKernelOff4Fn.
 template <typename T>
 using UKernelEdgeFn = void (*)(int rows, int64_t kc, const T* a, const T* b, const int64_t* offs, int64_t hi, T* c,
                                int64_t ldc, bool accumulate);
@@ -52,6 +53,10 @@ using UKernelEdgeFn = void (*)(int rows, int64_t kc, const T* a, const T* b, con
 template <typename T>
 using UKernelOff2Fn = void (*)(int64_t kc, const T* a, const T* b, const int64_t* offs, int64_t hi, T* c,
                                int64_t ldc, bool accumulate);
+// The same in four quarters of nr/4 lanes, q apart: lanes [j*nr/4, (j+1)*nr/4)
+// of B row k at b + offs[k] + j*q (four-row tiles of outputs nr/4 wide).
+template <typename T>
+using UKernelOff4Fn = UKernelOff2Fn<T>;
 
 // Dot-product kernel for the memory-bound GEMV path (linear at batch 1):
 //   y[j] = sum_k w[j*ldw + k] * x[k], j < n.
@@ -122,6 +127,7 @@ struct GemmKernel {
   AddToFn<T> add_to;
   UKernelEdgeFn<T> ukernel_edge;
   UKernelOff2Fn<T> ukernel_off2;
+  UKernelOff4Fn<T> ukernel_off4;
 };
 
 // FMA throughput probe: `iters` rounds of independent float FMAs on this

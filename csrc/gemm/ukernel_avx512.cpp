@@ -9,6 +9,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "gemm/ukernel.h"
 #include "gemm/ukernel_ref.h"
@@ -24,12 +25,35 @@ struct PackedRows {
   int64_t stride, hi;
   template <typename T>
   const T* operator()(const T* b, int64_t k) const { return b + k * stride; }
+  template <typename T, class Load>
+  auto first(const T* bk, Load load) const { return load(bk); }
+  template <typename T, class Load>
+  auto second(const T* bk, Load load) const { return load(bk + hi); }
 };
 struct OffsetRows {
   const int64_t* offs;
   int64_t hi;
   template <typename T>
   const T* operator()(const T* b, int64_t k) const { return b + offs[k]; }
+  template <typename T, class Load>
+  auto first(const T* bk, Load load) const { return load(bk); }
+  template <typename T, class Load>
+  auto second(const T* bk, Load load) const { return load(bk + hi); }
+};
+// Float B rows in four 8-lane quarters q apart (the direct convolution's
+// four-row tiles of 8-wide outputs): each register from two 256-bit loads.
+struct QuarterRows {
+  const int64_t* offs;
+  int64_t q;
+  const float* operator()(const float* b, int64_t k) const { return b + offs[k]; }
+  template <class Load>
+  __m512 first(const float* bk, Load) const {
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(bk)), _mm256_loadu_ps(bk + q), 1);
+  }
+  template <class Load>
+  __m512 second(const float* bk, Load) const {
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(bk + 2 * q)), _mm256_loadu_ps(bk + 3 * q), 1);
+  }
 };
 
 // V: __m512 / __m512d; L = lanes per register. Rows 0..11 of the tile, two registers each.
@@ -45,7 +69,7 @@ __attribute__((always_inline)) inline void gemm_12x2v_body(int64_t kc, const T* 
 #pragma GCC unroll 2
   for (int64_t k = 0; k < kc; ++k) {
     const T* bk = rows(b, k);
-    const V b0 = load(bk), b1 = load(bk + rows.hi);
+    const V b0 = rows.first(bk, load), b1 = rows.second(bk, load);
     V ai;
     ai = set1(a[0]); c00 = fma(ai, b0, c00); c01 = fma(ai, b1, c01);
     ai = set1(a[1]); c10 = fma(ai, b0, c10); c11 = fma(ai, b1, c11);
@@ -115,6 +139,10 @@ void sgemm_ukernel_off2_12x32__avx512(int64_t kc, const float* a, const float* b
                                       float* c, int64_t ldc, bool acc) {
   sgemm_12x32(kc, a, b, OffsetRows{offs, hi}, c, ldc, acc);
 }
+void sgemm_ukernel_off4_12x32__avx512(int64_t kc, const float* a, const float* b, const int64_t* offs, int64_t q,
+                                      float* c, int64_t ldc, bool acc) {
+  sgemm_12x32(kc, a, b, QuarterRows{offs, q}, c, ldc, acc);
+}
 // The short last row panel (UKernelEdgeFn): R = 4 or 8 rows of the 12-row
 // packed panel, two vectors wide, the first `rows` of them stored. Each
 // accumulator sums over k in order, as the full kernel's does.
@@ -128,7 +156,7 @@ __attribute__((always_inline)) inline void gemm_edge_body(int rows, int64_t kc, 
 #pragma GCC unroll 2
   for (int64_t k = 0; k < kc; ++k) {
     const T* bk = rowsof(b, k);
-    const V b0 = Ops::load(bk), b1 = Ops::load(bk + rowsof.hi);
+    const V b0 = rowsof.first(bk, Ops::load), b1 = rowsof.second(bk, Ops::load);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const V ai = Ops::set1(a[r]);
@@ -199,6 +227,15 @@ struct OpsD512 {
 template <typename T, typename V, int L, class Ops>
 void gemm_edge(int rows, int64_t kc, const T* a, const T* b, const int64_t* offs, int64_t hi, T* c, int64_t ldc,
                bool acc) {
+  if constexpr (std::is_same<T, float>::value) {
+    if (offs && hi < 0) {  // quarters -hi apart (four-row tiles)
+      if (rows <= 4)
+        gemm_edge_body<4, T, V, L, QuarterRows, Ops>(rows, kc, a, b, QuarterRows{offs, -hi}, c, ldc, acc);
+      else
+        gemm_edge_body<8, T, V, L, QuarterRows, Ops>(rows, kc, a, b, QuarterRows{offs, -hi}, c, ldc, acc);
+      return;
+    }
+  }
   if (rows <= 4) {
     if (offs)
       gemm_edge_body<4, T, V, L, OffsetRows, Ops>(rows, kc, a, b, OffsetRows{offs, hi}, c, ldc, acc);
@@ -368,11 +405,11 @@ const KernelTable kAvx512 = {
     {sgemm_ukernel_12x32__avx512, sgemm_ukernel_off_12x32__avx512, sgemv__avx512, sdot4x3__avx512, 12, 32, 192, 144,
      4096, "sgemm_ukernel_12x32__avx512", sgemm_ukernel_rows_8x32__avx512, 8,
      stranspose__avx512, sgemm_ukernel_gather_6x32__avx512, 6, sgemm_ukernel_gather_8x16__avx512, 8, scopy_runs__avx512, ssplit_row__avx512, sadd_to__avx512, sgemm_ukernel_edge_12x32__avx512,
-     sgemm_ukernel_off2_12x32__avx512},
+     sgemm_ukernel_off2_12x32__avx512, sgemm_ukernel_off4_12x32__avx512},
     {dgemm_ukernel_12x16__avx512, dgemm_ukernel_off_12x16__avx512, dgemv__avx512, ddot4x3__avx512, 12, 16, 192, 72,
      2048, "dgemm_ukernel_12x16__avx512", dgemm_ukernel_rows_8x16__avx512, 8,
      dtranspose__avx512, dgemm_ukernel_gather_6x16__avx512, 6, dgemm_ukernel_gather_8x8__avx512, 8, dcopy_runs__avx512, ref::split_row<double>, dadd_to__avx512, dgemm_ukernel_edge_12x16__avx512,
-     dgemm_ukernel_off2_12x16__avx512},
+     dgemm_ukernel_off2_12x16__avx512, nullptr},
     fma_probe__avx512,
 };
 

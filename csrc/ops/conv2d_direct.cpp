@@ -55,6 +55,9 @@ bool conv2d_direct_applies(const Conv2dParams& p) {
 
 namespace {
 constexpr int kMaxGather = 8;  // largest gather_mr of any kernel
+// An exact tiling of at most this many tiles (a deep layer at batch 1) reads
+// the weight rows in place and packs its B panels up front (see the forward).
+constexpr int64_t kFewTiles = 32;
 
 // The output-channel-vectorised (gather) tile for M output channels: the
 // kernel's full-width one (nr channels), else its narrow one (nr/2, AVX-512's
@@ -204,21 +207,27 @@ struct Tile {
 // worth more than the packing (each packed panel is reused by all M/MR row
 // panels of the weight, so its cost goes as ~1/M), this tiling is used.
 //
-// Two-row tiling: output rows exactly NR/2 wide (16x16 images on AVX-512) --
-// each tile is two whole rows, its B rows read in place in two halves Wp apart
-// (the kernel's ukernel_off2): no junk lanes and no packing.
+// Row-group tiling: output rows exactly NR/2 or NR/4 wide (16x16 and 8x8
+// images on AVX-512) -- each tile is R = 2 or 4 whole rows, its B rows read in
+// place in R pieces Wp apart (the kernel's ukernel_off2 / ukernel_off4): no
+// junk lanes and no packing.
 struct DirectTiling {
-  enum Mode { kRows, kFlat, kExact, kTwoRows };
+  enum Mode { kRows, kFlat, kExact, kRowGroups };
   int64_t N, OH, OW, Wp, NR, TW, per_image, tiles;
+  int64_t R = 1;  // rows per tile (row groups)
   Mode mode;
   bool rows;
-  DirectTiling(const Conv2dParams& p, int64_t wp, int nr, int64_t M, bool two_rows = false)
+  // group2 / group4: the kernel reads B rows in halves / quarters
+  DirectTiling(const Conv2dParams& p, int64_t wp, int nr, int64_t M, bool group2 = false, bool group4 = false)
       : N(p.N), OH(p.OH), OW(p.OW), Wp(wp), NR(nr) {
-    if (two_rows && 2 * OW == NR) {
-      mode = kTwoRows;
+    // (not for a few tiles: the exact tiling's in-place weight rows win there,
+    // 1x256x8x8 3x3 0.33 against 0.38 ms at 1 thread)
+    if (((group2 && 2 * OW == NR) || (group4 && 4 * OW == NR)) && N * ceil_div(OH, int64_t(NR / OW)) > kFewTiles) {
+      mode = kRowGroups;
       rows = false;
       TW = 1;
-      per_image = ceil_div(OH, int64_t(2));
+      R = NR / OW;
+      per_image = ceil_div(OH, R);
       tiles = checked_mul(N, per_image, "conv2d positions");
       return;
     }
@@ -254,11 +263,11 @@ struct DirectTiling {
     }
     tl.n = t / per_image;
     const int64_t ti = t - tl.n * per_image;
-    if (mode == kTwoRows) {  // rows 2*ti and 2*ti + 1: NR consecutive outputs when both exist
-      tl.oh = 2 * ti;
+    if (mode == kRowGroups) {  // rows R*ti .. R*ti + R-1: NR consecutive outputs when all exist
+      tl.oh = R * ti;
       tl.ow0 = 0;
       tl.q0 = tl.oh * Wp;
-      tl.direct = tl.oh + 1 < OH;
+      tl.direct = tl.oh + R <= OH;
       return tl;
     }
     if (rows) {
@@ -282,9 +291,8 @@ struct DirectTiling {
       f(0, std::min<int64_t>(NR, OW - tl.ow0), tl.n, tl.oh * OW + tl.ow0);
       return;
     }
-    if (mode == kTwoRows) {
-      f(0, OW, tl.n, tl.oh * OW);
-      if (tl.oh + 1 < OH) f(NR / 2, OW, tl.n, (tl.oh + 1) * OW);
+    if (mode == kRowGroups) {
+      for (int64_t r = 0; r < R && tl.oh + r < OH; ++r) f(r * OW, OW, tl.n, (tl.oh + r) * OW);
       return;
     }
     int64_t oh = tl.oh, ow = tl.ow0, l = 0;
@@ -328,13 +336,18 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   // phase planes (one per channel at stride 1): Hp x Wp
   const int64_t Hp = p.OH + p.dil_h * (p.KH - 1) / sh, Wp = p.OW + p.dil_w * (p.KW - 1) / sw, plane = Hp * Wp;
   const int64_t chan = checked_mul(S, plane, "conv2d phase planes");  // elements per channel of Xs
-  // two-row tiles where the kernel has them: against the exact tiling's packed
+  // row groups where the kernel has them: against the exact tiling's packed
   // panels, one process per setting, 3 runs at 1 thread: 32x128x16x16 3x3
   // forward 9.87-10.47 -> 9.44-9.94 ms, its dx 10.2-10.8 -> 9.67-10.03 ms
-  const DirectTiling tiling(p, Wp, NR, M, kr.ukernel_off2 != nullptr);
-  const bool two_rows = tiling.mode == DirectTiling::kTwoRows;
-  const int64_t hi = two_rows ? Wp : NR / 2;  // lane NR/2's offset from lane 0 in Xs
-  const int64_t lane_reach = two_rows ? Wp + NR / 2 - 1 : NR - 1;  // furthest lane's offset
+  // (two rows); 32x256x8x8 forward 10.38-11.03 -> 10.04-10.53 ms, dx
+  // 10.87-11.38 -> 10.30-10.69 ms (four rows)
+  const DirectTiling tiling(p, Wp, NR, M, kr.ukernel_off2 != nullptr, kr.ukernel_off4 != nullptr);
+  const bool groups_r = tiling.mode == DirectTiling::kRowGroups;
+  const int64_t RW = groups_r ? NR / tiling.R : NR;  // lanes per piece of a B row
+  auto lane_off = [&](int64_t l) { return l / RW * (groups_r ? Wp : RW) + l % RW; };  // lane l's offset in Xs
+  const int64_t lane_reach = lane_off(NR - 1);  // furthest lane's offset
+  // the edge kernel's piece offset: halves hi apart, or quarters (-hi) apart
+  const int64_t hi = !groups_r ? NR / 2 : tiling.R == 2 ? Wp : -Wp;
   const bool exact = tiling.mode == DirectTiling::kExact;
   const int64_t J = checked_mul(tiling.tiles, NR, "conv2d positions");
   const bool in_place = S == 1 && p.pad_t == 0 && p.pad_b == 0 && p.pad_l == 0 && p.pad_r == 0;
@@ -453,7 +466,7 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   // alternated in one process, 1 and 2 threads, the row kernel was 1.06-1.31x
   // faster on batch-1/2 layers of 8x8 and 16x16 (1x256x8x8 3x3: 0.40 -> 0.33 ms).
   const bool have_pack = pack && pack->matches(w, p.G, M, K);
-  const bool a_rows = exact && tiling.tiles <= 32 && kr.ukernel_rows &&
+  const bool a_rows = exact && tiling.tiles <= kFewTiles && kr.ukernel_rows &&
                       (kr.rows_mr == MR || !have_pack);
   const int AM = a_rows ? kr.rows_mr : MR;  // rows per A tile
   if (AM != MR) s = split_tiles(M, J, AM, NR, kr.nc, p.G, nthreads);
@@ -488,7 +501,7 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   // Exact tiling with few tiles (a deep layer at batch 1): the tiles' B panels
   // are packed once, up front, for all of K, and the tasks split the weight's
   // row panels finely -- instead of every row block packing the same panels.
-  const int64_t bpre_size = exact && tiling.tiles <= 32 && nthreads > 1
+  const int64_t bpre_size = exact && tiling.tiles <= kFewTiles && nthreads > 1
                                 ? checked_mul(checked_mul(p.G * tiling.tiles, K, "conv2d positions"), NR,
                                               "conv2d positions")
                                 : 0;
@@ -576,7 +589,7 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
           } else if (over) {  // only possible at the very end of x: pack with zero fill
             for (int64_t k = 0; k < kb; ++k)
               for (int l = 0; l < NR; ++l) {
-                const int64_t idx = base + offs[size_t(pc + k)] + (l < NR / 2 ? l : hi + l - NR / 2);
+                const int64_t idx = base + offs[size_t(pc + k)] + lane_off(l);
                 panel[k * NR + l] = idx < xt_total ? Xt[idx] : T(0);
               }
           }
@@ -592,8 +605,8 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
               T* const c = in_y ? cdirect + ir * P : cblock + (ir - i0) * JB;
               if (edge_k && ir == i_full)
                 kr.ukernel_edge(int(edge_rows), kb, a, xb, ob, hi, c, in_y ? P : JB, acc);
-              else if (two_rows)
-                kr.ukernel_off2(kb, a, xb, ob, hi, c, in_y ? P : JB, acc);
+              else if (groups_r)
+                (tiling.R == 2 ? kr.ukernel_off2 : kr.ukernel_off4)(kb, a, xb, ob, Wp, c, in_y ? P : JB, acc);
               else
                 kr.ukernel_off(kb, a, xb, ob, c, in_y ? P : JB, acc);
             }
@@ -621,8 +634,8 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
                               over || exact ? nullptr : offs.data() + pc, hi, c, ldc, acc);
             else if (over || exact)
               kr.ukernel(kb, a, bpanel, c, ldc, acc);
-            else if (two_rows)
-              kr.ukernel_off2(kb, a, Xt + base, offs.data() + pc, hi, c, ldc, acc);
+            else if (groups_r)
+              (tiling.R == 2 ? kr.ukernel_off2 : kr.ukernel_off4)(kb, a, Xt + base, offs.data() + pc, Wp, c, ldc, acc);
             else
               kr.ukernel_off(kb, a, Xt + base, offs.data() + pc, c, ldc, acc);
           }
