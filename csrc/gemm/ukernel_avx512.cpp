@@ -21,24 +21,22 @@ namespace {
 // B row k of a tile: its first register's lanes at rows(b, k), the second's
 // `hi` elements further on (the next register for a packed panel or a run;
 // the next output row's for the direct convolution's two-row tiles).
-struct PackedRows {
-  int64_t stride, hi;
-  template <typename T>
-  const T* operator()(const T* b, int64_t k) const { return b + k * stride; }
+struct TwoHalves {
+  int64_t hi;
   template <typename T, class Load>
   auto first(const T* bk, Load load) const { return load(bk); }
   template <typename T, class Load>
   auto second(const T* bk, Load load) const { return load(bk + hi); }
 };
-struct OffsetRows {
+struct PackedRows : TwoHalves {
+  int64_t stride;
+  template <typename T>
+  const T* operator()(const T* b, int64_t k) const { return b + k * stride; }
+};
+struct OffsetRows : TwoHalves {
   const int64_t* offs;
-  int64_t hi;
   template <typename T>
   const T* operator()(const T* b, int64_t k) const { return b + offs[k]; }
-  template <typename T, class Load>
-  auto first(const T* bk, Load load) const { return load(bk); }
-  template <typename T, class Load>
-  auto second(const T* bk, Load load) const { return load(bk + hi); }
 };
 // Float B rows in four 8-lane quarters q apart (the direct convolution's
 // four-row tiles of 8-wide outputs): each register from two 256-bit loads.
@@ -129,15 +127,15 @@ __attribute__((always_inline)) inline void dgemm_12x16(int64_t kc, const double*
 }
 
 void sgemm_ukernel_12x32__avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool acc) {
-  sgemm_12x32(kc, a, b, PackedRows{32, 16}, c, ldc, acc);
+  sgemm_12x32(kc, a, b, PackedRows{{16}, 32}, c, ldc, acc);
 }
 void sgemm_ukernel_off_12x32__avx512(int64_t kc, const float* a, const float* b, const int64_t* offs, float* c,
                                      int64_t ldc, bool acc) {
-  sgemm_12x32(kc, a, b, OffsetRows{offs, 16}, c, ldc, acc);
+  sgemm_12x32(kc, a, b, OffsetRows{{16}, offs}, c, ldc, acc);
 }
 void sgemm_ukernel_off2_12x32__avx512(int64_t kc, const float* a, const float* b, const int64_t* offs, int64_t hi,
                                       float* c, int64_t ldc, bool acc) {
-  sgemm_12x32(kc, a, b, OffsetRows{offs, hi}, c, ldc, acc);
+  sgemm_12x32(kc, a, b, OffsetRows{{hi}, offs}, c, ldc, acc);
 }
 void sgemm_ukernel_off4_12x32__avx512(int64_t kc, const float* a, const float* b, const int64_t* offs, int64_t q,
                                       float* c, int64_t ldc, bool acc) {
@@ -180,15 +178,15 @@ __attribute__((always_inline)) inline void gemm_edge_body(int rows, int64_t kc, 
 }
 
 void dgemm_ukernel_12x16__avx512(int64_t kc, const double* a, const double* b, double* c, int64_t ldc, bool acc) {
-  dgemm_12x16(kc, a, b, PackedRows{16, 8}, c, ldc, acc);
+  dgemm_12x16(kc, a, b, PackedRows{{8}, 16}, c, ldc, acc);
 }
 void dgemm_ukernel_off_12x16__avx512(int64_t kc, const double* a, const double* b, const int64_t* offs, double* c,
                                      int64_t ldc, bool acc) {
-  dgemm_12x16(kc, a, b, OffsetRows{offs, 8}, c, ldc, acc);
+  dgemm_12x16(kc, a, b, OffsetRows{{8}, offs}, c, ldc, acc);
 }
 void dgemm_ukernel_off2_12x16__avx512(int64_t kc, const double* a, const double* b, const int64_t* offs, int64_t hi,
                                       double* c, int64_t ldc, bool acc) {
-  dgemm_12x16(kc, a, b, OffsetRows{offs, hi}, c, ldc, acc);
+  dgemm_12x16(kc, a, b, OffsetRows{{hi}, offs}, c, ldc, acc);
 }
 
 #include "gemm/ukernel_templates.h"
@@ -238,14 +236,14 @@ void gemm_edge(int rows, int64_t kc, const T* a, const T* b, const int64_t* offs
   }
   if (rows <= 4) {
     if (offs)
-      gemm_edge_body<4, T, V, L, OffsetRows, Ops>(rows, kc, a, b, OffsetRows{offs, hi}, c, ldc, acc);
+      gemm_edge_body<4, T, V, L, OffsetRows, Ops>(rows, kc, a, b, OffsetRows{{hi}, offs}, c, ldc, acc);
     else
-      gemm_edge_body<4, T, V, L, PackedRows, Ops>(rows, kc, a, b, PackedRows{2 * L, L}, c, ldc, acc);
+      gemm_edge_body<4, T, V, L, PackedRows, Ops>(rows, kc, a, b, PackedRows{{L}, 2 * L}, c, ldc, acc);
   } else {
     if (offs)
-      gemm_edge_body<8, T, V, L, OffsetRows, Ops>(rows, kc, a, b, OffsetRows{offs, hi}, c, ldc, acc);
+      gemm_edge_body<8, T, V, L, OffsetRows, Ops>(rows, kc, a, b, OffsetRows{{hi}, offs}, c, ldc, acc);
     else
-      gemm_edge_body<8, T, V, L, PackedRows, Ops>(rows, kc, a, b, PackedRows{2 * L, L}, c, ldc, acc);
+      gemm_edge_body<8, T, V, L, PackedRows, Ops>(rows, kc, a, b, PackedRows{{L}, 2 * L}, c, ldc, acc);
   }
 }
 void sgemm_ukernel_edge_12x32__avx512(int rows, int64_t kc, const float* a, const float* b, const int64_t* offs,
