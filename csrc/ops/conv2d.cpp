@@ -703,15 +703,19 @@ void conv2d_backward_weight(T* dw, T* db, const T* dy, const T* x, const Conv2dP
   // panel lane. Alternated with the gather, 2 runs each at 1 thread: 8x64x32x32
   // 3x3/2 dW 1.95-1.97 -> 1.54 ms (0.86-0.87 ms at 2 threads), AlexNet conv1
   // 1.19-1.20 -> 0.79 ms, 32x128x16x16 3x3/2 -> 256 6.50 -> 6.01-6.04 ms.
+  // (The geometry only where the copy is made: strides near 2^62 are valid
+  // and would overflow the plane sizes.)
   const bool padded = conv2d_direct_forward_applies(p) && !pointwise;
-  const int64_t sh = p.stride_h, sw = p.stride_w, S = sh * sw;
-  const int64_t Hq = p.OH + p.dil_h * (p.KH - 1) / sh, Wq = p.OW + p.dil_w * (p.KW - 1) / sw, plane = Hq * Wq;
-  const int64_t chan = S * plane;  // elements per channel of the copy
   Buffer<T> xpad;
   std::vector<int64_t> toffs;
+  int64_t Wq = 0, chan = 0;  // the copy's row pitch and elements per channel
   if (padded) {
-    xpad.reset(checked_mul(checked_mul(checked_mul(p.N, p.C, "conv2d padded input"), S, "conv2d padded input"), plane,
-                           "conv2d padded input"),
+    const int64_t sh = p.stride_h, sw = p.stride_w, S = sh * sw;  // S <= 64 where the phase split applies
+    const int64_t Hq = p.OH + p.dil_h * (p.KH - 1) / sh;
+    Wq = p.OW + p.dil_w * (p.KW - 1) / sw;
+    const int64_t plane = checked_mul(Hq, Wq, "conv2d padded input");
+    chan = checked_mul(S, plane, "conv2d padded input");
+    xpad.reset(checked_mul(checked_mul(p.N, p.C, "conv2d padded input"), chan, "conv2d padded input"),
                "conv2d padded input");
     if (S == 1)
       build_padded(xpad.data(), x, p, Hq, Wq, 0);

@@ -222,7 +222,7 @@ struct DirectTiling {
       : N(p.N), OH(p.OH), OW(p.OW), Wp(wp), NR(nr) {
     // (not for a few tiles: the exact tiling's in-place weight rows win there,
     // 1x256x8x8 3x3 0.33 against 0.38 ms at 1 thread)
-    if (((group2 && 2 * OW == NR) || (group4 && 4 * OW == NR)) && N * ceil_div(OH, int64_t(NR / OW)) > kFewTiles) {
+    if (((group2 && OW == NR / 2) || (group4 && OW == NR / 4)) && N * ceil_div(OH, int64_t(NR / OW)) > kFewTiles) {
       mode = kRowGroups;
       rows = false;
       TW = 1;
