@@ -825,6 +825,35 @@ def test_batch_norm_backward_float32_and_layouts(training):
             np.testing.assert_allclose(g, e, rtol=2e-5, atol=2e-5)
 
 
+@pytest.mark.parametrize("shapes", [((1, 3, 1), (3, 1)), ((3, 1, 1, 1), (1, 1, 3))])
+def test_batch_norm_tensor_params_of_other_shapes(shapes):
+    # weight and bias may have any shape with C elements (as the array path accepts);
+    # through autograd their gradients come back in that shape, equal to the (C,) case's
+    import fastconv
+
+    x, _, _, w, b = _bn_data((4, 3, 2, 3), np.float64, seed=7)
+    dy = rng(8).standard_normal(x.shape)
+
+    def grads(wshape, bshape):
+        xt = fastconv.Tensor(x, requires_grad=True)
+        wt = fastconv.Tensor(w.reshape(wshape), requires_grad=True)
+        bt = fastconv.Tensor(b.reshape(bshape), requires_grad=True)
+        y = F.batch_norm(xt, None, None, wt, bt, training=True)
+        (y * fastconv.Tensor(dy)).sum().backward()
+        return xt.grad, wt.grad, bt.grad
+
+    flat = grads((3,), (3,))
+    other = grads(*shapes)
+    assert other[1].shape == shapes[0] and other[2].shape == shapes[1]
+    for g, e in zip(other, flat):
+        np.testing.assert_array_equal(np.asarray(g).ravel(), np.asarray(e).ravel())
+    # and against the array path's backward
+    _, sm, si = batch_norm_forward(x, None, None, w, b, training=True)
+    exp = F.batch_norm_backward(dy, x, w, sm, si, True)
+    for g, e in zip(other, exp):
+        np.testing.assert_allclose(np.asarray(g).ravel(), e.ravel(), rtol=1e-12, atol=1e-12)
+
+
 # ---------------------------------------------------------------------------------------------
 # PyTorch parity (skipped when torch is absent; nothing above imports it)
 

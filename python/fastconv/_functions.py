@@ -258,6 +258,9 @@ class BatchNorm(Function):
         y, mean, invstd = N.batch_norm_forward(x, running_mean, running_var, weight, bias, training, momentum, eps)
         ctx.training = training
         ctx.has = (weight is not None, bias is not None)
+        # weight and bias may have any shape with C elements (as in the NumPy
+        # path); their gradients come back in that shape
+        ctx.shapes = (np.shape(weight) if weight is not None else None, np.shape(bias) if bias is not None else None)
         ctx.save_for_backward(x, weight, mean, invstd)
         return y
 
@@ -268,6 +271,10 @@ class BatchNorm(Function):
         dx, dw, db = N.batch_norm_backward(
             dy, x, w, mean, invstd, ctx.training, needs_input_grad=(nx, nw and ctx.has[0], nb and ctx.has[1])
         )
+        if dw is not None:
+            dw = dw.reshape(ctx.shapes[0])
+        if db is not None:
+            db = db.reshape(ctx.shapes[1])
         return dx, dw, db
 
 
