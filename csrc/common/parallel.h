@@ -39,9 +39,22 @@ inline int threads_for(int64_t ntasks) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(num_threads(), ntasks)));
 }
 
-// Run body(task, thread) for task in [0, ntasks) on `nthreads` threads (dynamic
-// schedule, in chunks when tasks are many: tasks may differ in cost). Every task writes disjoint outputs, so
-// results do not depend on which thread ran what.
+// Run body(task, thread) for task in [0, ntasks) on `nthreads` threads. Every
+// task writes disjoint outputs, so results do not depend on which thread ran
+// what.
+//
+// Static schedule: thread i runs the i-th contiguous share of the tasks, the
+// same share on every call. Callers make their tasks equal in cost, and order
+// them so that neighbouring tasks touch neighbouring memory (a position block
+// of the output, the padded input rows it reads). A thread then writes the
+// output and scratch lines it wrote in the previous call, still in its own
+// cache. With a dynamic schedule the lines went back and forth between the
+// cores, which costs little while the two vCPUs share a cache and much when
+// they do not: these VMs have spells in which a cache line takes 350-430 ns
+// between the cores instead of 75-120. Alternated in one process in such a
+// spell (5 runs, 2 threads): AlexNet conv1 0.49-0.51 -> 0.42 ms, conv2
+// 1.20-1.24 -> 1.12-1.15, 1x64x32x32 3x3 0.28-0.29 -> 0.24, 1x256x8x8 3x3
+// 0.29 -> 0.26; outside the spells within noise.
 template <class F>
 void parallel_for(int64_t ntasks, int nthreads, F&& body) {
   if (ntasks <= 0) return;
@@ -51,10 +64,7 @@ void parallel_for(int64_t ntasks, int nthreads, F&& body) {
   }
 #ifdef _OPENMP
   note_pool_started();
-  // many small tasks (e.g. one per image plane) are handed out in chunks, so
-  // threads do not contend on the schedule's counter for every tiny task
-  const int64_t chunk = std::max<int64_t>(1, ntasks / (int64_t(nthreads) * 16));
-#pragma omp parallel for schedule(dynamic, chunk) num_threads(nthreads)
+#pragma omp parallel for schedule(static) num_threads(nthreads)
   for (int64_t t = 0; t < ntasks; ++t) body(t, omp_get_thread_num());
 #else
   for (int64_t t = 0; t < ntasks; ++t) body(t, 0);

@@ -159,13 +159,14 @@ inline int64_t prepacked_a_size(int64_t M, int64_t K, const GemmKernel<T>& kr) {
 // with the ISA's register transposes (one scalar store per element had taken
 // 35% of a 1x256x8x8 3x3 convolution's time on AVX-512); the panels are spread
 // over the threads: a pass over memory that would otherwise run on one thread
-// while the others wait.
+// while the others wait (serial: all on the calling thread, e.g. in a task).
 template <typename T>
-void prepack_a_groups(T* dst, const T* A, int64_t G, int64_t M, int64_t K, const GemmKernel<T>& kr, int64_t kc) {
+void prepack_a_groups(T* dst, const T* A, int64_t G, int64_t M, int64_t K, const GemmKernel<T>& kr, int64_t kc,
+                      bool serial = false) {
   const int MR = kr.mr;
   const int64_t panels = ceil_div(M, MR), asz = prepacked_a_size(M, K, kr), tasks = G * panels;
   const int64_t Mpad = round_up(M, int64_t(MR));
-  parallel_for(tasks, threads_for_flops(16.0 * double(G) * M * K, tasks), [&](int64_t t, int) {
+  parallel_for(tasks, serial ? 1 : threads_for_flops(16.0 * double(G) * M * K, tasks), [&](int64_t t, int) {
     const int64_t g = t / panels, q = t - g * panels;
     const int64_t i0 = q * MR, rows = std::min<int64_t>(MR, M - i0);
     for (int64_t pc = 0; pc < K; pc += kc) {

@@ -48,6 +48,30 @@ TileSplit split_tiles(int64_t M, int64_t N, int mr, int nr, int64_t nc, int64_t 
   return s;
 }
 
+bool TileSplit::rows_outer(int64_t M, int64_t mr, int64_t N, int64_t nr, int64_t groups, int nthreads) const {
+  const int64_t tasks = groups * mcount * ncount;
+  if (nthreads <= 1 || mcount == 1 || ncount == 1 || tasks > 4096) return false;
+  // the largest share of rows x columns any thread gets, for either order
+  // (static schedule: contiguous shares, the first tasks % nthreads one longer)
+  auto worst = [&](bool m_outer) {
+    int64_t most = 0;
+    for (int th = 0; th < nthreads; ++th) {
+      int64_t b, e, sum = 0;
+      split_range(tasks, nthreads, th, b, e);  // libgomp's static shares
+      for (int64_t t = b; t < e; ++t) {
+        int64_t mi, ni, i0, i1, j0, j1;
+        task(t / groups, m_outer, mi, ni);
+        m_range(mi, M, mr, i0, i1);
+        n_range(ni, N, nr, j0, j1);
+        sum += (i1 - i0) * (j1 - j0);
+      }
+      most = std::max(most, sum);
+    }
+    return most;
+  };
+  return worst(true) < worst(false);
+}
+
 int threads_for_flops(double flops, int64_t tasks) {
   const int nt = threads_for(tasks);
   if (nt <= 1) return 1;
@@ -68,10 +92,12 @@ void gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t rsa, int64_t csa,
   AStrided<T> ap{A, rsa, csa, kr.mr};
   BStrided<T> bp{B, rsb, csb, kr.nr};
   CRowMajor<T> cm{C, ldc, bias_row, bias_col};
+  const bool m_outer = s.rows_outer(M, kr.mr, N, kr.nr, 1, nt);
   parallel_for(s.tasks(), nt, [&](int64_t t, int tid) {
-    const int64_t mi = t % s.mcount, ni = t / s.mcount;
-    const int64_t i0 = mi * s.mblock, i1 = std::min(M, i0 + s.mblock);
-    const int64_t j0 = ni * s.nblock, j1 = std::min(N, j0 + s.nblock);
+    int64_t mi, ni, i0, i1, j0, j1;
+    s.task(t, m_outer, mi, ni);
+    s.m_range(mi, M, kr.mr, i0, i1);
+    s.n_range(ni, N, kr.nr, j0, j1);
     T* bufA = scratch.data() + tid * (sa + sb);
     gemm_macro(kr, i0, i1, j0, j1, K, ap, bp, cm, bufA, bufA + sa);
   });

@@ -439,11 +439,13 @@ void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dParams
   const Im2colGeom geom = make_im2col_geom(p);
   const std::vector<Im2colRow> rows = make_im2col_rows(p);
 
+  const bool m_outer = s.rows_outer(M, kr.mr, J, kr.nr, p.G, nt);
   parallel_for(tasks, nt, [&](int64_t t, int tid) {
     const int64_t g = t % p.G, rest = t / p.G;
-    const int64_t mi = rest % s.mcount, ni = rest / s.mcount;
-    const int64_t i0 = mi * s.mblock, i1 = std::min(M, i0 + s.mblock);
-    const int64_t j0 = ni * s.nblock, j1 = std::min(J, j0 + s.nblock);
+    int64_t mi, ni, i0, i1, j0, j1;
+    s.task(rest, m_outer, mi, ni);
+    s.m_range(mi, M, kr.mr, i0, i1);
+    s.n_range(ni, J, kr.nr, j0, j1);
     APrepacked<T> ap{apanels + g * asz, round_up(M, kr.mr), kr.mr};
     BIm2colFwd<T> bp{&geom, rows.data(), x + g * p.Cg() * p.H * p.W, kr.nr};
     CConvOut<T> cm{y, p.OC, p.P(), g * M, b ? b + g * M : nullptr, kr.nr};
@@ -730,12 +732,14 @@ void conv2d_backward_weight(T* dw, T* db, const T* dy, const T* x, const Conv2dP
         }
   }
 
+  const bool m_outer = s.rows_outer(OCg, kr.mr, Kg, kr.nr, p.G * R, nt);
   parallel_for(tasks, nt, [&](int64_t t, int tid) {
     const int64_t g = t % p.G, rest = t / p.G;
     const int64_t r = rest % R, rest2 = rest / R;
-    const int64_t mi = rest2 % s.mcount, ni = rest2 / s.mcount;
-    const int64_t i0 = mi * s.mblock, i1 = std::min(OCg, i0 + s.mblock);
-    const int64_t j0 = ni * s.nblock, j1 = std::min(Kg, j0 + s.nblock);
+    int64_t mi, ni, i0, i1, j0, j1;
+    s.task(rest2, m_outer, mi, ni);
+    s.m_range(mi, OCg, kr.mr, i0, i1);
+    s.n_range(ni, Kg, kr.nr, j0, j1);
     const int64_t n0 = r * per, n1 = std::min(p.N, n0 + per);
     T* out = (R > 1 ? partial.data() + r * dw_size : dw) + g * OCg * Kg;
     ADyRows<T> ap{dy, p.OC, P, g * OCg, n0 * P, kr.mr, kr.transpose};

@@ -125,11 +125,16 @@ template <typename T>
 void build_padded(T* xp, const T* x, const Conv2dParams& p, int64_t Hp, int64_t Wp, int64_t slack, bool serial) {
   const int64_t planes = p.N * p.C, plane = Hp * Wp;
   // a memory pass: worth a second thread from ~64K elements, not ~1M like compute
-  parallel_for(planes, serial ? 1 : threads_for_flops(16.0 * double(planes) * plane, planes), [&](int64_t t, int) {
+  const int nt = serial ? 1 : threads_for_flops(16.0 * double(planes) * plane, planes * Hp);
+  // fewer images than threads: each thread builds a band of rows of every
+  // plane, the band its share of the output positions reads (see build_phases)
+  const int64_t bands = p.N < nt ? std::min<int64_t>(Hp, nt) : 1, band = ceil_div(Hp, bands);
+  parallel_for(planes * bands, nt, [&](int64_t task, int) {
+    const int64_t t = task % planes, r0 = task / planes * band;
     const T* src = x + t * p.H * p.W;
     T* dst = xp + t * plane;
     const int64_t q_lo = std::max<int64_t>(0, p.pad_l), q_hi = std::min(Wp, p.W + p.pad_l);
-    for (int64_t r = 0; r < Hp; ++r) {
+    for (int64_t r = r0; r < std::min(Hp, r0 + band); ++r) {
       T* d = dst + r * Wp;
       const int64_t sr = r - p.pad_t;
       if (sr < 0 || sr >= p.H || q_hi <= q_lo) {
@@ -160,12 +165,20 @@ void build_phases(T* xs, const T* x, const Conv2dParams& p, int64_t Hq, int64_t 
   // taken 14% of a stride-2 3x3 layer's time (perf, 8x64x32x32 3x3/2). One task
   // per (image, channel), reading the input rows in order (a task per row phase
   // had read every sh-th row: that layer 1.70 -> 1.55 ms at 1 thread).
-  // few planes (AlexNet's first layer: 3): their rows in blocks, for the threads
-  const int64_t ublocks = std::min(Hq, std::max<int64_t>(1, ceil_div(8, p.N * p.C)));
-  const int64_t ublock = ceil_div(Hq, ublocks), tasks = p.N * p.C * ublocks;
+  // Fewer images than threads (batch 1): tasks are bands of plane rows, band
+  // by band, so that under the static schedule each thread builds the rows its
+  // own share of the output positions reads (the consumers split the positions
+  // in order, and position order is row order) instead of the other thread's:
+  // in the VMs' slow spells each line that changes core costs ~400 ns.
+  // Alternated in one process in such a spell at 2 threads: AlexNet conv1
+  // 0.42 -> 0.40 ms (channel by channel, the thread that built a plane was
+  // not the one that read most of it).
   // a memory pass: worth a second thread from ~64K elements, not ~1M like compute
-  parallel_for(tasks, serial ? 1 : threads_for_flops(16.0 * double(p.N * p.C) * S * plane, tasks), [&](int64_t t, int) {
-    const int64_t nc = t / ublocks, ub = t - nc * ublocks;
+  const int nt = serial ? 1 : threads_for_flops(16.0 * double(p.N * p.C) * S * plane, p.N * p.C * Hq);
+  const int64_t ublocks = p.N < nt ? std::min<int64_t>(Hq, nt) : 1;
+  const int64_t ublock = ceil_div(Hq, ublocks), tasks = p.N * p.C * ublocks;
+  parallel_for(tasks, nt, [&](int64_t t, int) {
+    const int64_t ub = t / (p.N * p.C), nc = t - ub * (p.N * p.C);
     const T* src = x + nc * p.H * p.W;
     const int64_t r1 = std::min(Hq, (ub + 1) * ublock) * sh;
     for (int64_t r = ub * ublock * sh; r < r1; ++r) {  // plane row u of row phase ph, in input row order
@@ -473,16 +486,7 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   const int64_t asz = a_rows ? 0 : prepacked_a_size(M, K, kr), Mpad = round_up(M, MR);
   const int64_t kc = balanced_kc(K, kr.kc);
   Buffer<T> apacked;
-  const T* apanels = nullptr;
-  if (!a_rows) {
-    if (have_pack) {
-      apanels = pack->panels(kr, kc);
-    } else {
-      apacked.reset(checked_mul(p.G, asz, "conv2d packed weight"), "conv2d packed weight");
-      prepack_a_groups(apacked.data(), w, p.G, M, K, kr, kc);
-      apanels = apacked.data();
-    }
-  }
+  const T* apanels = !a_rows && have_pack ? pack->panels(kr, kc) : nullptr;
 
   // Exact tiling: tile jt's valid positions for taps [k0, k0 + kb) into a panel
   // of kb rows of NR, run by run (runs cross rows and images); lanes past the
@@ -526,6 +530,21 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   }
   const int64_t tasks = checked_mul(p.G, s.tasks(), "conv2d tasks");
   const int nt = threads_for_flops(2.0 * double(p.OC) * K * J, tasks);
+  const bool m_outer = s.rows_outer(M, AM, J, NR, p.G, nt);
+  // The weight packed for this call: where every task uses all of it (one row
+  // block) and it is small, each thread packs its own copy rather than read
+  // the other's pack from the other core. Alternated in one process in a slow
+  // spell (see parallel_for), 2 threads: 1x64x32x32 3x3 0.236 -> 0.227 ms,
+  // AlexNet conv1 0.42 -> 0.415.
+  const bool a_private = !a_rows && !have_pack && nt > 1 && s.mcount == 1 &&
+                         double(p.G) * double(asz) * sizeof(T) <= double(512 << 10);
+  std::vector<char> a_packed(size_t(nt), 0);  // a_private: thread's copy made
+  if (!a_rows && !have_pack) {
+    apacked.reset(checked_mul(checked_mul(p.G, asz, "conv2d packed weight"), a_private ? nt : 1, "conv2d packed weight"),
+                  "conv2d packed weight");
+    if (!a_private) prepack_a_groups(apacked.data(), w, p.G, M, K, kr, kc);
+    apanels = apacked.data();
+  }
   // accumulation block: mblock rows x JB positions, sized to stay in L2
   const int64_t JB = std::min(round_up(s.nblock, NR), std::max<int64_t>(NR, (16384 / s.mblock) / NR * NR));
   const int64_t per_thread = s.mblock * JB + kc * NR + AM * kc;  // C block + one packed panel + edge rows of w
@@ -536,8 +555,10 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
 
   parallel_for(tasks, nt, [&](int64_t t, int tid) {
     const int64_t g = t % p.G, rest = t / p.G;
-    const int64_t mi = rest % s.mcount, ni = rest / s.mcount;
-    const int64_t i0 = mi * s.mblock, i1 = std::min(M, i0 + s.mblock);
+    int64_t mi, ni, i0, i1, j0, j1;
+    s.task(rest, m_outer, mi, ni);
+    s.m_range(mi, M, AM, i0, i1);
+    s.n_range(ni, J, NR, j0, j1);
     const int64_t i_full = i0 + (i1 - i0) / AM * AM;  // rows [i0, i_full) are whole A tiles
     // a short last row panel (M % MR rows, up to 8) on the ISA's edge kernel:
     // only its rows are computed (M = 64 on 12-row tiles: 5 1/3 tiles, not 6),
@@ -545,11 +566,14 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
     const int64_t edge_rows = i1 - i_full;
     const bool edge_k = !a_rows && kr.ukernel_edge && edge_rows > 0 && edge_rows <= 8;
     const int64_t i_direct = edge_k ? i1 : i_full;  // rows [i0, i_direct) of a direct tile land in y
-    const int64_t j0 = ni * s.nblock, j1 = std::min(J, j0 + s.nblock);
     T* cbuf = scratch.data() + tid * per_thread;
     T* panel = cbuf + s.mblock * JB;
     T* edge = panel + kc * NR;
-    const T* ag = apanels + g * asz;  // (unused on the a_rows path)
+    if (a_private && !a_packed[size_t(tid)]) {
+      prepack_a_groups(apacked.data() + tid * p.G * asz, w, p.G, M, K, kr, kc, true);
+      a_packed[size_t(tid)] = 1;
+    }
+    const T* ag = apanels + (a_private ? tid * p.G * asz : 0) + g * asz;  // (unused on the a_rows path)
     T* yg = y + g * M * P;  // + n*OC*P: channel g*M of image n
     // per_image: this thread's copy of image cur_n; X and x_total are then that image's
     T* const ximg = per_image ? imgbuf.data() + tid * img_elems : nullptr;
