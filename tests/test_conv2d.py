@@ -610,6 +610,11 @@ THREAD_CASES = [
     dict(N=1, C=64, H=28, W=28, OC=40, KH=1, KW=1),
     dict(N=2, C=8, H=48, W=48, OC=16, KH=3, KW=3, padding="same"),  # N*P > NC
     dict(N=9, C=256, H=3, W=3, OC=512, KH=3, KW=3, padding=1),  # large dw: fewer partial sums
+    # batch 1: the padded rows in bands per thread, the weight packed per thread
+    dict(N=1, C=16, H=32, W=32, OC=24, KH=3, KW=3, padding=1),
+    dict(N=1, C=3, H=63, W=63, OC=16, KH=11, KW=11, stride=4, padding=2),  # phase planes in bands
+    # batch 1, rows split between the threads: a padded copy per thread
+    dict(N=1, C=16, H=27, W=27, OC=48, KH=5, KW=5, padding=2),
 ]
 
 

@@ -380,9 +380,11 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   const int64_t img_elems = checked_add(checked_mul(p.C, chan, "conv2d padded input"), slack, "conv2d padded input");
   const bool per_image = !in_place && !exact && p.N >= 2 && s.mcount == 1 && !gather_applies(p, kr) &&
                          double(p.N) * double(img_elems) * sizeof(T) > double(1 << 20);
+  // the shared copy of the whole batch (X), where one is read: made once the
+  // split of the work is known (see img_private)
   Buffer<T> padded;
   const T* X = x;
-  if (!in_place && !per_image) {
+  auto build_shared = [&]() {
     padded.reset(checked_add(checked_mul(checked_mul(p.N, p.C, "conv2d padded input"), chan, "conv2d padded input"),
                              slack, "conv2d padded input"),
                  "conv2d padded input");
@@ -391,7 +393,7 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
     else
       build_phases(padded.data(), x, p, Hp, Wp, slack);
     X = padded.data();
-  }
+  };
   const int64_t x_total = p.N * p.C * chan;  // elements of Xs proper (slack excluded)
 
   // B row offsets relative to channel 0 of the group at position j
@@ -413,6 +415,7 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   // and the weight transposed into GN-channel rows. The tile is stored
   // transposed into y.
   if (gather_applies(p, kr)) {
+    if (!in_place) build_shared();
     const GatherTile<T> gt = gather_tile(kr, p.OC, true);
     const int GM = gt.mr, GN = gt.nr;
     const int64_t OCB = p.OC / GN, total = checked_mul(p.N, p.P(), "conv2d positions"), P = p.P();
@@ -492,10 +495,11 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   // of kb rows of NR, run by run (runs cross rows and images); lanes past the
   // last image are zero.
   const int64_t total_pos = checked_mul(p.N, p.P(), "conv2d positions");
-  auto pack_exact = [&](T* panel, int64_t g, int64_t jt, int64_t k0, int64_t kb) {
+  // (from Xb, whose element 0 is element `first` of Xs)
+  auto pack_exact = [&](const T* Xb, int64_t first, T* panel, int64_t g, int64_t jt, int64_t k0, int64_t kb) {
     tiling.for_each_run(tiling.at(jt / NR), [&](int64_t l0, int64_t cnt, int64_t n, int64_t yoff) {
       const int64_t oh = yoff / p.OW, ow = yoff - oh * p.OW;
-      kr.copy_runs(kb, X + (n * p.C + g * Cg) * chan + oh * Wp + ow, offs.data() + k0, cnt, panel + l0, NR);
+      kr.copy_runs(kb, Xb + (n * p.C + g * Cg) * chan - first + oh * Wp + ow, offs.data() + k0, cnt, panel + l0, NR);
     });
     const int64_t filled = std::min<int64_t>(NR, total_pos - jt);
     if (filled < NR)
@@ -517,10 +521,11 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   const bool bpre = bpre_size > 0 && bpre_size * int64_t(sizeof(T)) <= (int64_t(1) << 20);
   Buffer<T> bpanels(bpre ? bpre_size : 0, "conv2d packed input");
   if (bpre) {
+    if (!in_place) build_shared();
     const int64_t tasks_b = p.G * tiling.tiles;
     parallel_for(tasks_b, threads_for_flops(16.0 * double(bpre_size), tasks_b), [&](int64_t t, int) {
       const int64_t g = t / tiling.tiles;
-      pack_exact(bpanels.data() + t * K * NR, g, (t - g * tiling.tiles) * NR, 0, K);
+      pack_exact(X, 0, bpanels.data() + t * K * NR, g, (t - g * tiling.tiles) * NR, 0, K);
     });
     s.ncount = 1;
     s.nblock = J;
@@ -531,6 +536,17 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   const int64_t tasks = checked_mul(p.G, s.tasks(), "conv2d tasks");
   const int nt = threads_for_flops(2.0 * double(p.OC) * K * J, tasks);
   const bool m_outer = s.rows_outer(M, AM, J, NR, p.G, nt);
+  // A batch-1 image that every thread reads whole (its tasks span all the
+  // positions): each thread makes its own padded copy -- twice the copying,
+  // but no line of it goes from one core to the other (see parallel_for).
+  // Alternated in one process at 2 threads: AlexNet conv2's dx (its 64 rows
+  // split between the threads) 1.59 -> 1.46 ms in a slow spell, 1.212 against
+  // 1.219 ms outside one. Otherwise (one image per task or thread, or a band
+  // of rows each: build_padded) the shared copy.
+  const bool img_private = !in_place && !per_image && !bpre && p.N == 1 && nt > 1 && s.mcount > 1 &&
+                           (m_outer || s.ncount == 1);
+  if (!in_place && !per_image && !bpre && !img_private) build_shared();
+  std::vector<int64_t> img_built(size_t(nt), -1);  // per thread: the image its copy holds
   // The weight packed for this call: where every task uses all of it (one row
   // block) and it is small, each thread packs its own copy rather than read
   // the other's pack from the other core. Alternated in one process in a slow
@@ -550,7 +566,8 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   const int64_t per_thread = s.mblock * JB + kc * NR + AM * kc;  // C block + one packed panel + edge rows of w
   Buffer<T> scratch(checked_mul(nt, per_thread, "conv2d scratch"));
   std::vector<Tile> tile_buf(size_t(nt * (JB / NR)));  // each thread's tiles of its current block
-  Buffer<T> imgbuf(per_image ? checked_mul(nt, img_elems, "conv2d padded input") : 0, "conv2d padded input");
+  Buffer<T> imgbuf(per_image || img_private ? checked_mul(nt, img_elems, "conv2d padded input") : 0,
+                   "conv2d padded input");
   const int64_t P = p.P();
 
   parallel_for(tasks, nt, [&](int64_t t, int tid) {
@@ -575,28 +592,27 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
     }
     const T* ag = apanels + (a_private ? tid * p.G * asz : 0) + g * asz;  // (unused on the a_rows path)
     T* yg = y + g * M * P;  // + n*OC*P: channel g*M of image n
-    // per_image: this thread's copy of image cur_n; X and x_total are then that image's
-    T* const ximg = per_image ? imgbuf.data() + tid * img_elems : nullptr;
-    int64_t cur_n = -1;
+    // per_image, img_private: this thread's copy of one image; Xt and xt_total are then that image's
+    T* const ximg = per_image || img_private ? imgbuf.data() + tid * img_elems : nullptr;
     const T* Xt = X;
     int64_t xt_total = x_total, x_first = 0;  // Xt's elements (slack excluded); element index of Xt[0] in Xs
     for (int64_t jb = j0, je = 0; jb < j1; jb = je) {
       je = std::min(j1, jb + JB);
-      if (per_image) {  // blocks end with their image
-        const int64_t n = jb / NR / tiling.per_image;
-        je = std::min(je, (n + 1) * tiling.per_image * NR);
-        if (n != cur_n) {
+      if (per_image || img_private) {  // blocks end with their image
+        const int64_t n = per_image ? jb / NR / tiling.per_image : 0;  // (img_private: batch 1)
+        if (per_image) je = std::min(je, (n + 1) * tiling.per_image * NR);
+        if (n != img_built[size_t(tid)]) {
           Conv2dParams p1 = p;
           p1.N = 1;
           if (S == 1)
             build_padded(ximg, x + n * p.C * p.H * p.W, p1, Hp, Wp, slack, true);
           else
             build_phases(ximg, x + n * p.C * p.H * p.W, p1, Hp, Wp, slack, true);
-          cur_n = n;
-          Xt = ximg;
-          xt_total = p.C * chan;
-          x_first = n * p.C * chan;
+          img_built[size_t(tid)] = n;
         }
+        Xt = ximg;
+        xt_total = p.C * chan;
+        x_first = n * p.C * chan;
       }
       for (int64_t pc = 0; pc < K; pc += kc) {
         const int64_t kb = std::min<int64_t>(kc, K - pc);
@@ -609,7 +625,7 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
           if (bpre) {
             bpanel = bpanels.data() + (g * tiling.tiles + jt / NR) * K * NR + pc * NR;
           } else if (exact) {
-            pack_exact(panel, g, jt, pc, kb);
+            pack_exact(Xt, x_first, panel, g, jt, pc, kb);
           } else if (over) {  // only possible at the very end of x: pack with zero fill
             for (int64_t k = 0; k < kb; ++k)
               for (int l = 0; l < NR; ++l) {
