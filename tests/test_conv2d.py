@@ -614,6 +614,8 @@ THREAD_CASES = [
     dict(N=1, C=16, H=32, W=32, OC=24, KH=3, KW=3, padding=1),
     dict(N=1, C=3, H=63, W=63, OC=16, KH=11, KW=11, stride=4, padding=2),  # phase planes in bands
     # batch 1, rows split between the threads: a padded copy per thread
+    dict(N=1, C=16, H=20, W=20, OC=48, KH=3, KW=3, padding=1),
+    # batch 1, few exact tiles: a block of tiles per thread
     dict(N=1, C=16, H=27, W=27, OC=48, KH=5, KW=5, padding=2),
 ]
 
