@@ -40,6 +40,7 @@
 #include <cstring>
 
 #include "common/buffer.h"
+#include "common/padded_row.h"
 #include "common/parallel.h"
 #include "cpu/cpu.h"
 #include "gemm/driver.h"
@@ -119,27 +120,6 @@ bool conv2d_direct_forward_applies(const Conv2dParams& p) {
   return phase_elems <= 2.0 * padded_elems + 64.0;
 }
 
-// n elements s -> d (n small: a padded row of an 8x8 or 32x32 image) in 32-byte
-// moves the compiler inlines, the last one overlapping the one before; a call
-// of memcpy and two of fill per row had cost ~20 cycles a row: 4% of a batch-32
-// 3x3 layer, 5% of a batch-1 one.
-template <typename T>
-inline void copy_short(T* d, const T* s, int64_t n) {
-  constexpr int64_t E = 32 / int64_t(sizeof(T));
-  if (n < E) {
-    for (int64_t i = 0; i < n; ++i) d[i] = s[i];
-    return;
-  }
-  for (int64_t i = 0; i + E <= n; i += E) std::memcpy(d + i, s + i, 32);
-  if (n % E) std::memcpy(d + n - E, s + n - E, 32);
-}
-// one zero store that the compiler does not turn into a call of memset
-template <typename T>
-inline void store_zero(T* d) {
-  const T z(0);
-  std::memcpy(d, &z, sizeof(T));
-}
-
 // Xp for padded (or cropped: pads may be negative) inputs, plus NR + Wp zeros of
 // tail slack for the junk lanes of the last tile.
 template <typename T>
@@ -162,9 +142,7 @@ void build_padded(T* xp, const T* x, const Conv2dParams& p, int64_t Hp, int64_t 
         std::fill(d, d + Wp, T(0));
         continue;
       }
-      for (int64_t q = 0; q < q_lo; ++q) store_zero(d + q);
-      copy_short(d + q_lo, src + sr * p.W + (q_lo - p.pad_l), q_hi - q_lo);
-      for (int64_t q = q_hi; q < Wp; ++q) store_zero(d + q);
+      padded_row::write(d, src + sr * p.W + (q_lo - p.pad_l), Wp, q_lo, q_hi);
     }
   });
   std::fill(xp + planes * plane, xp + planes * plane + slack, T(0));

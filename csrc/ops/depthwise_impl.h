@@ -22,6 +22,7 @@
 #include <cstring>
 
 #include "common/buffer.h"
+#include "common/padded_row.h"
 #include "common/parallel.h"
 #include "gemm/gemm.h"
 #include "ops/depthwise.h"
@@ -52,9 +53,7 @@ void pad_plane(T* __restrict dst, const T* __restrict src, int64_t H, int64_t W,
       std::fill(d, d + Wp, T(0));
       continue;
     }
-    std::fill(d, d + q_lo, T(0));
-    std::memcpy(d + q_lo, src + sr * W + (q_lo - pl), sizeof(T) * size_t(q_hi - q_lo));
-    std::fill(d + q_hi, d + Wp, T(0));
+    padded_row::write(d, src + sr * W + (q_lo - pl), Wp, q_lo, q_hi);
   }
 }
 
