@@ -123,8 +123,10 @@ bool conv2d_direct_forward_applies(const Conv2dParams& p) {
 // Xp for padded (or cropped: pads may be negative) inputs, plus NR + Wp zeros of
 // tail slack for the junk lanes of the last tile.
 template <typename T>
-void build_padded(T* xp, const T* x, const Conv2dParams& p, int64_t Hp, int64_t Wp, int64_t slack, bool serial) {
+void build_padded(T* xp, const T* x, const Conv2dParams& p, int64_t Hp, int64_t Wp, int64_t slack, bool serial,
+                  int64_t u0, int64_t u1) {
   const int64_t planes = p.N * p.C, plane = Hp * Wp;
+  if (u1 < 0 || u1 > Hp) u1 = Hp;
   // a memory pass: worth a second thread from ~64K elements, not ~1M like compute
   const int nt = serial ? 1 : threads_for_flops(16.0 * double(planes) * plane, planes * Hp);
   // fewer images than threads: each thread builds a band of rows of every
@@ -135,7 +137,7 @@ void build_padded(T* xp, const T* x, const Conv2dParams& p, int64_t Hp, int64_t 
     const T* src = x + t * p.H * p.W;
     T* dst = xp + t * plane;
     const int64_t q_lo = std::max<int64_t>(0, p.pad_l), q_hi = std::min(Wp, p.W + p.pad_l);
-    for (int64_t r = r0; r < std::min(Hp, r0 + band); ++r) {
+    for (int64_t r = std::max(r0, u0); r < std::min(u1, r0 + band); ++r) {
       T* d = dst + r * Wp;
       const int64_t sr = r - p.pad_t;
       if (sr < 0 || sr >= p.H || q_hi <= q_lo) {
@@ -145,17 +147,21 @@ void build_padded(T* xp, const T* x, const Conv2dParams& p, int64_t Hp, int64_t 
       padded_row::write(d, src + sr * p.W + (q_lo - p.pad_l), Wp, q_lo, q_hi);
     }
   });
-  std::fill(xp + planes * plane, xp + planes * plane + slack, T(0));
+  if (u1 == Hp) std::fill(xp + planes * plane, xp + planes * plane + slack, T(0));
 }
-template void build_padded<float>(float*, const float*, const Conv2dParams&, int64_t, int64_t, int64_t, bool);
-template void build_padded<double>(double*, const double*, const Conv2dParams&, int64_t, int64_t, int64_t, bool);
+template void build_padded<float>(float*, const float*, const Conv2dParams&, int64_t, int64_t, int64_t, bool, int64_t,
+                                  int64_t);
+template void build_padded<double>(double*, const double*, const Conv2dParams&, int64_t, int64_t, int64_t, bool,
+                                   int64_t, int64_t);
 
 // Xs: the phase planes of the padded input (see the top of the file), S =
 // sh*sw planes of Hq x Wq per channel, plus `slack` zeros of tail. With stride 1
 // this is Xp, the padded (or cropped: pads may be negative) input.
 template <typename T>
-void build_phases(T* xs, const T* x, const Conv2dParams& p, int64_t Hq, int64_t Wq, int64_t slack, bool serial) {
+void build_phases(T* xs, const T* x, const Conv2dParams& p, int64_t Hq, int64_t Wq, int64_t slack, bool serial,
+                  int64_t u0, int64_t u1) {
   const int64_t sh = p.stride_h, sw = p.stride_w, S = sh * sw, plane = Hq * Wq;
+  if (u1 < 0 || u1 > Hq) u1 = Hq;
   const SplitRowFn<T> split_row = kernel_for<T>(active_kernels()).split_row;
   // Plane (ph, pw) row u, column v holds input (u*sh + ph - pad_t, v*sw + pw - pad_l),
   // zero outside the input. Each input row goes out to its sw phase rows in one
@@ -179,8 +185,8 @@ void build_phases(T* xs, const T* x, const Conv2dParams& p, int64_t Hq, int64_t 
   parallel_for(tasks, nt, [&](int64_t t, int) {
     const int64_t ub = t / (p.N * p.C), nc = t - ub * (p.N * p.C);
     const T* src = x + nc * p.H * p.W;
-    const int64_t r1 = std::min(Hq, (ub + 1) * ublock) * sh;
-    for (int64_t r = ub * ublock * sh; r < r1; ++r) {  // plane row u of row phase ph, in input row order
+    const int64_t r1 = std::min(u1, (ub + 1) * ublock) * sh;
+    for (int64_t r = std::max(u0, ub * ublock) * sh; r < r1; ++r) {  // plane row u of row phase ph, in input row order
       const int64_t u = r / sh, ph = r - u * sh;
       T* dst = xs + (nc * S + ph * sw) * plane;  // plane (ph, pw) at dst + pw*plane
       const int64_t ih = u * sh + ph - p.pad_t;
@@ -191,10 +197,12 @@ void build_phases(T* xs, const T* x, const Conv2dParams& p, int64_t Hq, int64_t 
       }
     }
   });
-  std::fill(xs + p.N * p.C * S * plane, xs + p.N * p.C * S * plane + slack, T(0));
+  if (u1 == Hq) std::fill(xs + p.N * p.C * S * plane, xs + p.N * p.C * S * plane + slack, T(0));
 }
-template void build_phases<float>(float*, const float*, const Conv2dParams&, int64_t, int64_t, int64_t, bool);
-template void build_phases<double>(double*, const double*, const Conv2dParams&, int64_t, int64_t, int64_t, bool);
+template void build_phases<float>(float*, const float*, const Conv2dParams&, int64_t, int64_t, int64_t, bool, int64_t,
+                                  int64_t);
+template void build_phases<double>(double*, const double*, const Conv2dParams&, int64_t, int64_t, int64_t, bool,
+                                   int64_t, int64_t);
 
 namespace {
 
@@ -380,7 +388,7 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   const bool per_image = !in_place && !exact && p.N >= 2 && s.mcount == 1 && !gather_applies(p, kr) &&
                          double(p.N) * double(img_elems) * sizeof(T) > double(1 << 20);
   // the shared copy of the whole batch (X), where one is read: made once the
-  // split of the work is known (see img_private)
+  // split of the work is known (see row_private)
   Buffer<T> padded;
   const T* X = x;
   auto build_shared = [&]() {
@@ -551,17 +559,24 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   const int64_t tasks = checked_mul(p.G, s.tasks(), "conv2d tasks");
   const int nt = threads_for_flops(2.0 * double(p.OC) * K * J, tasks);
   const bool m_outer = s.rows_outer(M, AM, J, NR, p.G, nt);
-  // A batch-1 image that every thread reads whole (its tasks span all the
-  // positions): each thread makes its own padded copy -- twice the copying,
-  // but no line of it goes from one core to the other (see parallel_for).
-  // Alternated in one process at 2 threads: AlexNet conv2's dx (its 64 rows
-  // split between the threads) 1.59 -> 1.46 ms in a slow spell, 1.212 against
-  // 1.219 ms outside one. Otherwise (one image per task or thread, or a band
-  // of rows each: build_padded) the shared copy.
-  const bool img_private = !in_place && !per_image && !bpre && p.N == 1 && nt > 1 && s.mcount > 1 &&
-                           (m_outer || s.ncount == 1);
-  if (!in_place && !per_image && !bpre && !img_private) build_shared();
-  std::vector<int64_t> img_built(size_t(nt), -1);  // per thread: the image its copy holds
+  // Batch 1 (not read through up-front panels): each thread builds, in its
+  // own copy of the padded image, the plane rows its tasks read, task by task
+  // -- the rows of its share of the positions plus the kernel's reach (all of
+  // them where its tasks span every position). No line of the copy goes from
+  // one core to the other (see parallel_for), and there is no separate region
+  // to build it. Alternated in one process at 2 threads (20 rounds) against
+  // the shared copy built in row bands (or a whole copy per thread where the
+  // rows were split), in two runs across slow spells: 1x64x32x32 3x3
+  // 0.215-0.223 -> 0.178-0.182 ms, 1x128x16x16 0.182-0.225 -> 0.176-0.185,
+  // AlexNet conv1 0.367-0.399 -> 0.370-0.374, conv2 0.997-1.092 ->
+  // 0.985-1.041, conv2's dx 1.170-1.372 -> 1.185-1.301; 1 thread unchanged.
+  const bool row_private = !in_place && !per_image && !bpre && p.N == 1;
+  if (!in_place && !per_image && !bpre && !row_private) build_shared();
+  std::vector<int64_t> img_built(size_t(nt), -1);  // per_image: the image a thread's copy holds
+  std::vector<int64_t> rows_built(size_t(2 * nt), 0);  // row_private: rows [lo, hi) of the thread's copy
+  // the furthest a tile reads past its first position on the pitch, within a plane
+  const int64_t reach_rows = p.dil_h * (p.KH - 1) / sh;
+  const int64_t tile_reach = lane_reach + reach_rows * Wp + p.dil_w * (p.KW - 1) / sw;
   // The weight packed for this call: where every task uses all of it (one row
   // block) and it is small, each thread packs its own copy rather than read
   // the other's pack from the other core. Alternated in one process in a slow
@@ -581,7 +596,7 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   const int64_t per_thread = s.mblock * JB + kc * NR + AM * kc;  // C block + one packed panel + edge rows of w
   Buffer<T> scratch(checked_mul(nt, per_thread, "conv2d scratch"));
   std::vector<Tile> tile_buf(size_t(nt * (JB / NR)));  // each thread's tiles of its current block
-  Buffer<T> imgbuf(per_image || img_private ? checked_mul(nt, img_elems, "conv2d padded input") : 0,
+  Buffer<T> imgbuf(per_image || row_private ? checked_mul(nt, img_elems, "conv2d padded input") : 0,
                    "conv2d padded input");
   const int64_t P = p.P();
 
@@ -607,15 +622,38 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
     }
     const T* ag = apanels + (a_private ? tid * p.G * asz : 0) + g * asz;  // (unused on the a_rows path)
     T* yg = y + g * M * P;  // + n*OC*P: channel g*M of image n
-    // per_image, img_private: this thread's copy of one image; Xt and xt_total are then that image's
-    T* const ximg = per_image || img_private ? imgbuf.data() + tid * img_elems : nullptr;
+    // per_image, row_private: this thread's copy of one image; Xt and xt_total are then that image's
+    T* const ximg = per_image || row_private ? imgbuf.data() + tid * img_elems : nullptr;
     const T* Xt = X;
     int64_t xt_total = x_total, x_first = 0;  // Xt's elements (slack excluded); element index of Xt[0] in Xs
+    if (row_private) {  // batch 1: the plane rows this task reads, added to the thread's copy
+      int64_t ulo, uhi;
+      if (exact) {
+        ulo = j0 / p.OW;
+        uhi = (std::min(j1, P) - 1) / p.OW + reach_rows + 1;
+      } else {
+        ulo = tiling.at(j0 / NR).q0 / Wp;
+        uhi = (tiling.at((j1 - 1) / NR).q0 + tile_reach) / Wp + 1;
+      }
+      uhi = std::min(uhi, Hp);
+      int64_t& lo = rows_built[size_t(2 * tid)];
+      int64_t& hi = rows_built[size_t(2 * tid + 1)];
+      if (ulo < lo || ulo > hi) lo = hi = ulo;  // not next to the rows held: start over
+      if (uhi > hi) {
+        if (S == 1)
+          build_padded(ximg, x, p, Hp, Wp, slack, true, hi, uhi);
+        else
+          build_phases(ximg, x, p, Hp, Wp, slack, true, hi, uhi);
+        hi = uhi;
+      }
+      Xt = ximg;
+      xt_total = p.C * chan;
+    }
     for (int64_t jb = j0, je = 0; jb < j1; jb = je) {
       je = std::min(j1, jb + JB);
-      if (per_image || img_private) {  // blocks end with their image
-        const int64_t n = per_image ? jb / NR / tiling.per_image : 0;  // (img_private: batch 1)
-        if (per_image) je = std::min(je, (n + 1) * tiling.per_image * NR);
+      if (per_image) {  // blocks end with their image
+        const int64_t n = jb / NR / tiling.per_image;
+        je = std::min(je, (n + 1) * tiling.per_image * NR);
         if (n != img_built[size_t(tid)]) {
           Conv2dParams p1 = p;
           p1.N = 1;

@@ -24,17 +24,19 @@ template <typename T>
 void conv2d_direct_backward_weight(T* dw, const T* dy, const T* x, const Conv2dParams& p);
 
 // Xp (N,C,Hp,Wp): x padded (or cropped: pads may be negative) by the pads of
-// p, plus `slack` zeros of tail. serial: on the calling thread only.
+// p, plus `slack` zeros of tail. serial: on the calling thread only. Only
+// rows [u0, u1) of every plane where u1 >= 0 (the slack with the last row).
 template <typename T>
 void build_padded(T* xp, const T* x, const Conv2dParams& p, int64_t Hp, int64_t Wp, int64_t slack,
-                  bool serial = false);
+                  bool serial = false, int64_t u0 = 0, int64_t u1 = -1);
 
 // Xs: the sh*sw phase planes (Hq x Wq each) of every channel of the padded x,
 // plane (ph, pw) row u column v holding x[u*sh + ph - pad_t][v*sw + pw - pad_l]
-// (zero outside x), plus `slack` zeros of tail. Needs stride > 1.
+// (zero outside x), plus `slack` zeros of tail. Needs stride > 1. Rows as in
+// build_padded.
 template <typename T>
 void build_phases(T* xs, const T* x, const Conv2dParams& p, int64_t Hq, int64_t Wq, int64_t slack,
-                  bool serial = false);
+                  bool serial = false, int64_t u0 = 0, int64_t u1 = -1);
 
 // Reduction chunks over images for weight gradients: set by the shape only,
 // never the thread count, so results are bitwise reproducible.
