@@ -304,6 +304,9 @@ DIRECT_CASES = [
     dict(N=1, C=2, H=13, W=203, OC=4, KH=5, KW=7, stride=4, padding=(0, 3)),
     dict(N=1, C=2, H=8, W=67, OC=4, KH=2, KW=3, stride=(1, 2), padding=(0, 2)),
     dict(N=2, C=2, H=5, W=97, OC=3, KH=1, KW=9, stride=(1, 3), padding=(0, 4)),
+    # over 128 outputs per phase row: lane masks worked out per row, not once per call
+    dict(N=1, C=2, H=7, W=300, OC=3, KH=3, KW=3, stride=2, padding=1),
+    dict(N=1, C=2, H=9, W=560, OC=3, KH=5, KW=5, stride=4, padding=2),
     # as many output channels as the kernel's NR (16 AVX2 float, 8 scalar float and
     # AVX2 double, 32 AVX-512 float) or its narrow gather tile's (AVX-512: 16 float,
     # 8 double) and K >= 128: tiles of output positions with the channels across the

@@ -93,12 +93,15 @@ using TransposeFn = void (*)(int64_t rows, int64_t cols, const T* src, int64_t l
 template <typename T>
 using CopyRunsFn = void (*)(int64_t kb, const T* src, const int64_t* offs, int64_t cnt, T* dst, int64_t ldd);
 
-// One input row split into its `stride` column phases, zero-padded: for
-// r < stride and v < n, d[r*dstep + v] = s[i] where i = start + v*stride + r
-// lies in [0, W), else 0. Reads only s[0, W). Splitting strided convolution
-// inputs into phase planes, a row of every phase per call.
+// Input rows split into their `stride` column phases, zero-padded: for each
+// row q < rows (input row s + q*ls, output rows at d + q*ld), r < stride and
+// v < n, d[q*ld + r*dstep + v] = s[q*ls + i] where i = start + v*stride + r
+// lies in [0, W), else 0. Reads only [0, W) of each input row. Splitting
+// strided convolution inputs into phase planes, the rows of one row phase of
+// a plane per call (the lane masks, the same for every row, worked out once).
 template <typename T>
-using SplitRowFn = void (*)(int64_t n, const T* s, int64_t W, int64_t start, int64_t stride, T* d, int64_t dstep);
+using SplitRowFn = void (*)(int64_t rows, int64_t n, const T* s, int64_t ls, int64_t W, int64_t start, int64_t stride,
+                            T* d, int64_t ld, int64_t dstep);
 
 // d[i] += s[i], i < n (col2im of the stride-1 backward data, run by run).
 template <typename T>

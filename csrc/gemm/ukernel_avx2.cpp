@@ -267,25 +267,28 @@ inline __m256 load_inside(const float* s, int64_t i0, int64_t W, __m256i lane) {
   return _mm256_maskload_ps(reinterpret_cast<const float*>(reinterpret_cast<uintptr_t>(s) + i0 * int64_t(sizeof(float))), m);
 }
 
-void ssplit_row__avx2(int64_t n, const float* s, int64_t W, int64_t start, int64_t stride, float* d, int64_t dstep) {
+void ssplit_row__avx2(int64_t rows, int64_t n, const float* s, int64_t ls, int64_t W, int64_t start, int64_t stride,
+                      float* d, int64_t ld, int64_t dstep) {
   if (stride != 2) {
-    ref::split_row(n, s, W, start, stride, d, dstep);
+    ref::split_row(rows, n, s, ls, W, start, stride, d, ld, dstep);
     return;
   }
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  for (int64_t v = 0; v < n; v += 8) {
-    const int64_t i0 = start + 2 * v;
-    const __m256 lo = load_inside(s, i0, W, lane), hi = load_inside(s, i0 + 8, W, lane);
-    const __m256 e = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0)), o = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
-    const __m256 re = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
-    const __m256 ro = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0)));
-    if (n - v >= 8) {
-      _mm256_storeu_ps(d + v, re);
-      _mm256_storeu_ps(d + dstep + v, ro);
-    } else {
-      const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n - v)), lane);
-      _mm256_maskstore_ps(d + v, m, re);
-      _mm256_maskstore_ps(d + dstep + v, m, ro);
+  for (int64_t q = 0; q < rows; ++q, s += ls, d += ld) {
+    for (int64_t v = 0; v < n; v += 8) {
+      const int64_t i0 = start + 2 * v;
+      const __m256 lo = load_inside(s, i0, W, lane), hi = load_inside(s, i0 + 8, W, lane);
+      const __m256 e = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0)), o = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
+      const __m256 re = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+      const __m256 ro = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0)));
+      if (n - v >= 8) {
+        _mm256_storeu_ps(d + v, re);
+        _mm256_storeu_ps(d + dstep + v, ro);
+      } else {
+        const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n - v)), lane);
+        _mm256_maskstore_ps(d + v, m, re);
+        _mm256_maskstore_ps(d + dstep + v, m, ro);
+      }
     }
   }
 }

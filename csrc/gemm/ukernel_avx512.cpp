@@ -336,39 +336,66 @@ void dcopy_runs__avx512(int64_t kb, const double* src, const int64_t* offs, int6
 // levels of them at stride 4.
 inline __mmask16 first_lanes(int64_t k) { return k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << std::max<int64_t>(k, 0)) - 1u); }
 
-// 16 floats from s[i0, i0 + 16), zero outside [0, W)
-inline __m512 load_inside(const float* s, int64_t i0, int64_t W) {
+// The mask of the lanes of s[i0, i0 + 16) inside [0, W)
+inline __mmask16 inside_mask(int64_t i0, int64_t W) {
   const int64_t lo = std::min<int64_t>(16, std::max<int64_t>(0, -i0)), hi = std::min<int64_t>(16, std::max<int64_t>(0, W - i0));
-  if (hi <= lo) return _mm512_setzero_ps();
-  const __mmask16 m = __mmask16(first_lanes(hi) & ~first_lanes(lo));
-  // s + i0 may point outside the row; only the masked-in lanes are read
+  return hi <= lo ? __mmask16(0) : __mmask16(first_lanes(hi) & ~first_lanes(lo));
+}
+
+// 16 floats from s[i0, i0 + 16) under mask m (zero elsewhere): s + i0 may
+// point outside the row, and only the masked-in lanes are read
+inline __m512 load_masked(const float* s, int64_t i0, __mmask16 m) {
   return _mm512_maskz_loadu_ps(m, reinterpret_cast<const float*>(reinterpret_cast<uintptr_t>(s) + i0 * int64_t(sizeof(float))));
 }
 
-void ssplit_row__avx512(int64_t n, const float* s, int64_t W, int64_t start, int64_t stride, float* d, int64_t dstep) {
-  if (stride != 2 && stride != 4) {
-    ref::split_row(n, s, W, start, stride, d, dstep);
-    return;
-  }
+// One block of 16 outputs per phase of one row: `stride` loads under their
+// masks (lm), the permutes, the stores under sm.
+inline void split_block(const float* s, int64_t i0, int64_t stride, const __mmask16* lm, __mmask16 sm, float* d,
+                        int64_t dstep) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-  for (int64_t v = 0; v < n; v += 16) {
-    const int64_t i0 = start + v * stride;
-    const __mmask16 m = first_lanes(n - v);
-    const __m512 l0 = load_inside(s, i0, W), l1 = load_inside(s, i0 + 16, W);
-    if (stride == 2) {
-      _mm512_mask_storeu_ps(d + v, m, _mm512_permutex2var_ps(l0, even, l1));
-      _mm512_mask_storeu_ps(d + dstep + v, m, _mm512_permutex2var_ps(l0, odd, l1));
-      continue;
-    }
-    const __m512 l2 = load_inside(s, i0 + 32, W), l3 = load_inside(s, i0 + 48, W);
-    const __m512 e0 = _mm512_permutex2var_ps(l0, even, l1), e1 = _mm512_permutex2var_ps(l2, even, l3);
-    const __m512 o0 = _mm512_permutex2var_ps(l0, odd, l1), o1 = _mm512_permutex2var_ps(l2, odd, l3);
-    _mm512_mask_storeu_ps(d + v, m, _mm512_permutex2var_ps(e0, even, e1));
-    _mm512_mask_storeu_ps(d + dstep + v, m, _mm512_permutex2var_ps(o0, even, o1));
-    _mm512_mask_storeu_ps(d + 2 * dstep + v, m, _mm512_permutex2var_ps(e0, odd, e1));
-    _mm512_mask_storeu_ps(d + 3 * dstep + v, m, _mm512_permutex2var_ps(o0, odd, o1));
+  const __m512 l0 = load_masked(s, i0, lm[0]), l1 = load_masked(s, i0 + 16, lm[1]);
+  if (stride == 2) {
+    _mm512_mask_storeu_ps(d, sm, _mm512_permutex2var_ps(l0, even, l1));
+    _mm512_mask_storeu_ps(d + dstep, sm, _mm512_permutex2var_ps(l0, odd, l1));
+    return;
   }
+  const __m512 l2 = load_masked(s, i0 + 32, lm[2]), l3 = load_masked(s, i0 + 48, lm[3]);
+  const __m512 e0 = _mm512_permutex2var_ps(l0, even, l1), e1 = _mm512_permutex2var_ps(l2, even, l3);
+  const __m512 o0 = _mm512_permutex2var_ps(l0, odd, l1), o1 = _mm512_permutex2var_ps(l2, odd, l3);
+  _mm512_mask_storeu_ps(d, sm, _mm512_permutex2var_ps(e0, even, e1));
+  _mm512_mask_storeu_ps(d + dstep, sm, _mm512_permutex2var_ps(o0, even, o1));
+  _mm512_mask_storeu_ps(d + 2 * dstep, sm, _mm512_permutex2var_ps(e0, odd, e1));
+  _mm512_mask_storeu_ps(d + 3 * dstep, sm, _mm512_permutex2var_ps(o0, odd, o1));
+}
+
+void ssplit_row__avx512(int64_t rows, int64_t n, const float* s, int64_t ls, int64_t W, int64_t start, int64_t stride,
+                        float* d, int64_t ld, int64_t dstep) {
+  if (stride != 2 && stride != 4) {
+    ref::split_row(rows, n, s, ls, W, start, stride, d, ld, dstep);
+    return;
+  }
+  // The masks depend on the block, not the row: for rows of up to 8 blocks
+  // (128 outputs per phase) they are worked out once for all the rows.
+  constexpr int64_t kBlocks = 8;
+  const int64_t blocks = (n + 15) / 16;
+  if (blocks <= kBlocks) {
+    __mmask16 lm[kBlocks][4], sm[kBlocks];
+    for (int64_t b = 0; b < blocks; ++b) {
+      for (int64_t j = 0; j < stride; ++j) lm[b][j] = inside_mask(start + 16 * b * stride + 16 * j, W);
+      sm[b] = first_lanes(n - 16 * b);
+    }
+    for (int64_t q = 0; q < rows; ++q, s += ls, d += ld)
+      for (int64_t b = 0; b < blocks; ++b) split_block(s, start + 16 * b * stride, stride, lm[b], sm[b], d + 16 * b, dstep);
+    return;
+  }
+  for (int64_t q = 0; q < rows; ++q, s += ls, d += ld)
+    for (int64_t v = 0; v < n; v += 16) {
+      const int64_t i0 = start + v * stride;
+      __mmask16 lm[4];
+      for (int64_t j = 0; j < stride; ++j) lm[j] = inside_mask(i0 + 16 * j, W);
+      split_block(s, i0, stride, lm, first_lanes(n - v), d + v, dstep);
+    }
 }
 
 // d += s (add_to in ukernel.h), the tail under a mask.

@@ -114,16 +114,19 @@ void copy_runs(int64_t kb, const T* __restrict src, const int64_t* offs, int64_t
 }
 
 template <typename T>
-void split_row(int64_t n, const T* __restrict s, int64_t W, int64_t start, int64_t stride, T* __restrict d,
-               int64_t dstep) {
-  for (int64_t r = 0; r < stride; ++r, d += dstep) {
-    // v in [lo, hi): 0 <= start + v*stride + r < W
-    const int64_t c0 = start + r;
-    const int64_t lo = c0 >= 0 ? int64_t(0) : std::min(n, (-c0 + stride - 1) / stride);
-    const int64_t hi = W - c0 <= 0 ? lo : std::max(lo, std::min(n, (W - c0 + stride - 1) / stride));
-    for (int64_t v = 0; v < lo; ++v) d[v] = T(0);
-    for (int64_t v = lo; v < hi; ++v) d[v] = s[c0 + v * stride];
-    for (int64_t v = hi; v < n; ++v) d[v] = T(0);
+void split_row(int64_t rows, int64_t n, const T* __restrict s, int64_t ls, int64_t W, int64_t start, int64_t stride,
+               T* __restrict d, int64_t ld, int64_t dstep) {
+  for (int64_t q = 0; q < rows; ++q, s += ls, d += ld) {
+    T* dr = d;
+    for (int64_t r = 0; r < stride; ++r, dr += dstep) {
+      // v in [lo, hi): 0 <= start + v*stride + r < W
+      const int64_t c0 = start + r;
+      const int64_t lo = c0 >= 0 ? int64_t(0) : std::min(n, (-c0 + stride - 1) / stride);
+      const int64_t hi = W - c0 <= 0 ? lo : std::max(lo, std::min(n, (W - c0 + stride - 1) / stride));
+      for (int64_t v = 0; v < lo; ++v) dr[v] = T(0);
+      for (int64_t v = lo; v < hi; ++v) dr[v] = s[c0 + v * stride];
+      for (int64_t v = hi; v < n; ++v) dr[v] = T(0);
+    }
   }
 }
 
