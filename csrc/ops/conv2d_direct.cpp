@@ -181,9 +181,11 @@ void build_phases(T* xs, const T* x, const Conv2dParams& p, int64_t Hq, int64_t 
   // own share of the output positions reads (the consumers split the positions
   // in order, and position order is row order) instead of the other thread's:
   // in the VMs' slow spells each line that changes core costs ~400 ns.
-  // Alternated in one process in such a spell at 2 threads: AlexNet conv1
-  // 0.42 -> 0.40 ms (channel by channel, the thread that built a plane was
-  // not the one that read most of it).
+  // Alternated in one process in such a spell at 2 threads, on AlexNet conv1's
+  // forward before it built its rows per thread (row_private): 0.42 -> 0.40 ms
+  // (channel by channel, the thread that built a plane was not the one that
+  // read most of it). The shared copies of the weight gradients and of the
+  // up-front panels still use it.
   // a memory pass: worth a second thread from ~64K elements, not ~1M like compute
   const int nt = serial ? 1 : threads_for_flops(16.0 * double(p.N * p.C) * S * plane, p.N * p.C * Hq);
   const int64_t ublocks = p.N < nt ? std::min<int64_t>(Hq, nt) : 1;
