@@ -308,6 +308,8 @@ NAN_CONV = {
     "depthwise": ((2, 8, 9, 9), (8, 1, 3, 3), dict(groups=8, padding=1)),
     "depthwise_strided": ((2, 8, 9, 9), (16, 1, 3, 3), dict(groups=8, stride=2)),
     "wide": ((2, 24, 10, 10), (40, 24, 3, 3), dict(padding=1)),
+    # weight gradient on the gather kernel (32 output channels, >= 256 positions per image)
+    "gather_dw": ((2, 4, 18, 18), (32, 4, 3, 3), dict(padding=1)),
 }
 
 

@@ -669,16 +669,17 @@ void conv2d_backward_weight(T* dw, T* db, const T* dy, const T* x, const Conv2dP
   // GEMM, 8x128x16x16 1.18x / 1.22x; below that the GEMM wins (32x256x8x8
   // 1.0x / 0.93x, 8x512x4x4 0.28x), and at batch 1 (AlexNet conv2, 833
   // positions: 0.94x / 0.96x).
-  // The direct path also multiplies the zero dy of junk columns with real inputs
-  // (the next row's first pixels): exact only while every input is finite
-  // (0 * Inf is NaN), so an input holding Inf or NaN takes the GEMM path.
+  // The inner products (not the transposed form, which reads valid positions
+  // only) also multiply the zero dy of junk columns with real inputs (the next
+  // row's first pixels): exact only while every input is finite (0 * Inf is
+  // NaN), so there an input holding Inf or NaN takes the GEMM path.
   const int64_t Wp = p.OW + p.dil_w * (p.KW - 1);
   const bool long_rows = p.OH * Wp >= 1024;
   const bool fills_gather = 4 * OCg >= 3 * round_up(OCg, int64_t(kr.nr)) ||
                             (kr.ukernel_gather_narrow && 4 * OCg >= 3 * round_up(OCg, int64_t(kr.nr / 2)));
   const bool mid_rows = p.N >= 2 && (p.OH - 1) * Wp + p.OW >= 256 && fills_gather;
   if (conv2d_direct_applies(p) && conv2d_algorithm() != ConvAlgorithm::im2col && (long_rows || mid_rows || Kg <= 160) &&
-      all_finite(x, p.N * p.C * p.H * p.W))
+      (!conv2d_direct_backward_weight_reads_junk<T>(p) || all_finite(x, p.N * p.C * p.H * p.W)))
     return conv2d_direct_backward_weight(dw, dy, x, p);
 
   const int64_t dw_size = p.OC * Kg;

@@ -22,6 +22,12 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
 // dy (N,OC,OH,OW), x (N,C,H,W) -> dw (OC,C/G,KH,KW)
 template <typename T>
 void conv2d_direct_backward_weight(T* dw, const T* dy, const T* x, const Conv2dParams& p);
+// Whether conv2d_direct_backward_weight's reduction runs over the junk
+// columns of the Wp pitch too (zero dy times real inputs): exact only while
+// every input is finite (0 * Inf is NaN). False where the output channels
+// fill a gather tile (that form reads valid positions only).
+template <typename T>
+bool conv2d_direct_backward_weight_reads_junk(const Conv2dParams& p);
 
 // Xp (N,C,Hp,Wp): x padded (or cropped: pads may be negative) by the pads of
 // p, plus `slack` zeros of tail. serial: on the calling thread only. Only
