@@ -335,6 +335,12 @@ DIRECT_CASES = [
     dict(N=5, C=64, H=30, W=27, OC=20, KH=3, KW=3, padding=1),
     dict(N=3, C=56, H=41, W=38, OC=9, KH=5, KW=5, padding=2, dilation=(1, 2)),
     dict(N=4, C=56, H=33, W=35, OC=12, KH=3, KW=3, stride=2, padding=1),
+    # weight gradient on the gather kernel over small images, a group of images per
+    # kernel call (>= 1024 positions in all): groups shorter than the rest at the end
+    # of an image chunk, groups of the convolution, the narrow tile
+    dict(N=17, C=6, H=8, W=8, OC=32, KH=3, KW=3, padding=1, groups=2),
+    dict(N=70, C=5, H=5, W=5, OC=40, KH=3, KW=3, padding=1),
+    dict(N=40, C=3, H=6, W=7, OC=64, KH=3, KW=2, padding=(1, 0), dilation=(2, 1)),
 ]
 
 
@@ -613,6 +619,7 @@ THREAD_CASES = [
     dict(N=1, C=64, H=28, W=28, OC=40, KH=1, KW=1),
     dict(N=2, C=8, H=48, W=48, OC=16, KH=3, KW=3, padding="same"),  # N*P > NC
     dict(N=9, C=256, H=3, W=3, OC=512, KH=3, KW=3, padding=1),  # large dw: fewer partial sums
+    dict(N=17, C=8, H=8, W=8, OC=64, KH=3, KW=3, padding=1),  # dw on the gather kernel, image groups
     # batch 1: the padded rows in bands per thread, the weight packed per thread
     dict(N=1, C=16, H=32, W=32, OC=24, KH=3, KW=3, padding=1),
     dict(N=1, C=3, H=63, W=63, OC=16, KH=11, KW=11, stride=4, padding=2),  # phase planes in bands

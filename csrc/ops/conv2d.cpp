@@ -666,9 +666,14 @@ void conv2d_backward_weight(T* dw, T* db, const T* dy, const T* x, const Conv2dP
   // From 256 positions per image on, with several images, when the output
   // channels fill a gather tile (the transposed form): alternated in one
   // process at 1 / 2 threads, 32x128x16x16 3x3 1.21x / 1.32x faster than the
-  // GEMM, 8x128x16x16 1.18x / 1.22x; below that the GEMM wins (32x256x8x8
-  // 1.0x / 0.93x, 8x512x4x4 0.28x), and at batch 1 (AlexNet conv2, 833
-  // positions: 0.94x / 0.96x).
+  // GEMM, 8x128x16x16 1.18x / 1.22x. Smaller images from 1024 positions in
+  // all, since that form runs over valid positions only, a group of images
+  // per kernel call (alternated in one process at 1 / 2 threads: 32x256x8x8
+  // 11.33 -> 10.40 / 5.88 -> 5.32 ms, 16x256x8x8 5.56 -> 5.36 / 2.82 -> 2.68,
+  // 64x512x4x4 25.8 -> 21.9 / 11.43 -> 11.38, 8x96x12x12 5x5 2.48 -> 2.18 /
+  // 1.36 -> 1.14); below that the GEMM (4x256x8x8 1.38 against 1.58 ms,
+  // 32x512x4x4 11.8 against 12.4, 8x512x4x4 2.7 against 4.1 at 1 thread), and
+  // at batch 1 (AlexNet conv2, 833 positions: 0.94x / 0.96x).
   // The inner products (not the transposed form, which reads valid positions
   // only) also multiply the zero dy of junk columns with real inputs (the next
   // row's first pixels): exact only while every input is finite (0 * Inf is
@@ -677,7 +682,7 @@ void conv2d_backward_weight(T* dw, T* db, const T* dy, const T* x, const Conv2dP
   const bool long_rows = p.OH * Wp >= 1024;
   const bool fills_gather = 4 * OCg >= 3 * round_up(OCg, int64_t(kr.nr)) ||
                             (kr.ukernel_gather_narrow && 4 * OCg >= 3 * round_up(OCg, int64_t(kr.nr / 2)));
-  const bool mid_rows = p.N >= 2 && (p.OH - 1) * Wp + p.OW >= 256 && fills_gather;
+  const bool mid_rows = p.N >= 2 && ((p.OH - 1) * Wp + p.OW >= 256 || p.N * P >= 1024) && fills_gather;
   if (conv2d_direct_applies(p) && conv2d_algorithm() != ConvAlgorithm::im2col && (long_rows || mid_rows || Kg <= 160) &&
       (!conv2d_direct_backward_weight_reads_junk<T>(p) || all_finite(x, p.N * p.C * p.H * p.W)))
     return conv2d_direct_backward_weight(dw, dy, x, p);
