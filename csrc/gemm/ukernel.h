@@ -46,6 +46,16 @@ template <typename T>
 using UKernelEdgeFn = void (*)(int rows, int64_t kc, const T* a, const T* b, const int64_t* offs, int64_t hi, T* c,
                                int64_t ldc, bool accumulate);
 
+// Rows MR-4 .. MR-1 of the packed MR-row panel a, then rows 0..3 of the next
+// panel (a + MR*kc): 8 rows, all stored; B and hi as in UKernelEdgeFn. Where
+// M % MR == 4, the last MR + 4 rows run as two 8-row tiles (the edge kernel
+// on the panel's first 8 rows, then this) instead of MR rows and 4: with 4
+// rows the edge kernel keeps 8 accumulators, too few to cover the FMA
+// latency. Sums in the full kernel's order. nullptr in ISAs without one.
+template <typename T>
+using UKernelEdgeSplitFn = void (*)(int64_t kc, const T* a, const T* b, const int64_t* offs, int64_t hi, T* c,
+                                    int64_t ldc, bool accumulate);
+
 // UKernelOffFn with each B row in two halves: lanes [0, nr/2) at b + offs[k],
 // lanes [nr/2, nr) at b + offs[k] + hi. The direct convolution's two-row tiles
 // (output rows nr/2 wide: two rows per tile, read in place) use it. nullptr in
@@ -131,6 +141,7 @@ struct GemmKernel {
   UKernelEdgeFn<T> ukernel_edge;
   UKernelOff2Fn<T> ukernel_off2;
   UKernelOff4Fn<T> ukernel_off4;
+  UKernelEdgeSplitFn<T> ukernel_edge_split;
 };
 
 // FMA throughput probe: `iters` rounds of independent float FMAs on this

@@ -144,10 +144,15 @@ void sgemm_ukernel_off4_12x32__avx512(int64_t kc, const float* a, const float* b
 // The short last row panel (UKernelEdgeFn): R = 4 or 8 rows of the 12-row
 // packed panel, two vectors wide, the first `rows` of them stored. Each
 // accumulator sums over k in order, as the full kernel's does.
-template <int R, typename T, typename V, int L, class Rows, class Ops>
+// SPLIT (UKernelEdgeSplitFn, R = 8): rows 8..11 of the panel a, then rows
+// 0..3 of the next one, 12*kc further on.
+template <int R, typename T, typename V, int L, class Rows, class Ops, bool SPLIT = false>
 __attribute__((always_inline)) inline void gemm_edge_body(int rows, int64_t kc, const T* __restrict a,
                                                           const T* __restrict b, Rows rowsof, T* __restrict c,
                                                           int64_t ldc, bool accumulate) {
+  static_assert(!SPLIT || R == 8, "a split tile is 4 + 4 rows");
+  const T* __restrict a2 = a + 12 * kc;
+  if (SPLIT) a += 8;
   V acc[R][2];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = Ops::zero();
@@ -157,11 +162,12 @@ __attribute__((always_inline)) inline void gemm_edge_body(int rows, int64_t kc, 
     const V b0 = rowsof.first(bk, Ops::load), b1 = rowsof.second(bk, Ops::load);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      const V ai = Ops::set1(a[r]);
+      const V ai = Ops::set1(!SPLIT || r < 4 ? a[r] : a2[r - 4]);
       acc[r][0] = Ops::fma(ai, b0, acc[r][0]);
       acc[r][1] = Ops::fma(ai, b1, acc[r][1]);
     }
     a += 12;
+    if (SPLIT) a2 += 12;
   }
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
@@ -245,6 +251,28 @@ void gemm_edge(int rows, int64_t kc, const T* a, const T* b, const int64_t* offs
     else
       gemm_edge_body<8, T, V, L, PackedRows, Ops>(rows, kc, a, b, PackedRows{{L}, 2 * L}, c, ldc, acc);
   }
+}
+template <typename T, typename V, int L, class Ops>
+void gemm_edge_split(int64_t kc, const T* a, const T* b, const int64_t* offs, int64_t hi, T* c, int64_t ldc,
+                     bool acc) {
+  if constexpr (std::is_same<T, float>::value) {
+    if (offs && hi < 0) {
+      gemm_edge_body<8, T, V, L, QuarterRows, Ops, true>(8, kc, a, b, QuarterRows{offs, -hi}, c, ldc, acc);
+      return;
+    }
+  }
+  if (offs)
+    gemm_edge_body<8, T, V, L, OffsetRows, Ops, true>(8, kc, a, b, OffsetRows{{hi}, offs}, c, ldc, acc);
+  else
+    gemm_edge_body<8, T, V, L, PackedRows, Ops, true>(8, kc, a, b, PackedRows{{L}, 2 * L}, c, ldc, acc);
+}
+void sgemm_ukernel_edge_split_12x32__avx512(int64_t kc, const float* a, const float* b, const int64_t* offs,
+                                            int64_t hi, float* c, int64_t ldc, bool acc) {
+  gemm_edge_split<float, __m512, 16, OpsF512>(kc, a, b, offs, hi, c, ldc, acc);
+}
+void dgemm_ukernel_edge_split_12x16__avx512(int64_t kc, const double* a, const double* b, const int64_t* offs,
+                                            int64_t hi, double* c, int64_t ldc, bool acc) {
+  gemm_edge_split<double, __m512d, 8, OpsD512>(kc, a, b, offs, hi, c, ldc, acc);
 }
 void sgemm_ukernel_edge_12x32__avx512(int rows, int64_t kc, const float* a, const float* b, const int64_t* offs,
                                       int64_t hi, float* c, int64_t ldc, bool acc) {
@@ -430,11 +458,11 @@ const KernelTable kAvx512 = {
     {sgemm_ukernel_12x32__avx512, sgemm_ukernel_off_12x32__avx512, sgemv__avx512, sdot4x3__avx512, 12, 32, 192, 144,
      4096, "sgemm_ukernel_12x32__avx512", sgemm_ukernel_rows_8x32__avx512, 8,
      stranspose__avx512, sgemm_ukernel_gather_6x32__avx512, 6, sgemm_ukernel_gather_8x16__avx512, 8, scopy_runs__avx512, ssplit_row__avx512, sadd_to__avx512, sgemm_ukernel_edge_12x32__avx512,
-     sgemm_ukernel_off2_12x32__avx512, sgemm_ukernel_off4_12x32__avx512},
+     sgemm_ukernel_off2_12x32__avx512, sgemm_ukernel_off4_12x32__avx512, sgemm_ukernel_edge_split_12x32__avx512},
     {dgemm_ukernel_12x16__avx512, dgemm_ukernel_off_12x16__avx512, dgemv__avx512, ddot4x3__avx512, 12, 16, 192, 72,
      2048, "dgemm_ukernel_12x16__avx512", dgemm_ukernel_rows_8x16__avx512, 8,
      dtranspose__avx512, dgemm_ukernel_gather_6x16__avx512, 6, dgemm_ukernel_gather_8x8__avx512, 8, dcopy_runs__avx512, ref::split_row<double>, dadd_to__avx512, dgemm_ukernel_edge_12x16__avx512,
-     dgemm_ukernel_off2_12x16__avx512, nullptr},
+     dgemm_ukernel_off2_12x16__avx512, nullptr, dgemm_ukernel_edge_split_12x16__avx512},
     fma_probe__avx512,
 };
 

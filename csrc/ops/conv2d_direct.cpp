@@ -626,6 +626,15 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
     const int64_t edge_rows = i1 - i_full;
     const bool edge_k = !a_rows && kr.ukernel_edge && edge_rows > 0 && edge_rows <= 8;
     const int64_t i_direct = edge_k ? i1 : i_full;  // rows [i0, i_direct) of a direct tile land in y
+    // M % MR == 4 (AVX-512: M = 64, 256): the last MR + 4 rows as two 8-row
+    // tiles, the panel's first 8 rows, then its last 4 and the edge rows
+    // (UKernelEdgeSplitFn), instead of a whole tile and a 4-row one.
+    // Alternated in one process against that (8 rounds): 1 thread, 1x64x32x32
+    // 3x3 0.320 -> 0.312 ms, AlexNet conv1 0.642 -> 0.630, 32x64x32x32 dx
+    // 9.98 -> 9.80; 2 threads, 1x64x32x32 0.198 -> 0.178, AlexNet conv1 0.361
+    // -> 0.349; 32x64x32x32 forward and 32x256x8x8 within noise.
+    const int64_t i_split =
+        edge_k && edge_rows == 4 && MR == 12 && kr.ukernel_edge_split && i_full - i0 >= MR ? i_full - MR : -1;
     T* cbuf = scratch.data() + tid * per_thread;
     T* panel = cbuf + s.mblock * JB;
     T* edge = panel + kc * NR;
@@ -709,6 +718,11 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
               const bool in_y = cdirect && ir < i_direct;
               const T* a = ag + Mpad * pc + (ir / MR) * MR * kb;
               T* const c = in_y ? cdirect + ir * P : cblock + (ir - i0) * JB;
+              if (ir == i_split) {  // rows [ir, i1): the last ones
+                kr.ukernel_edge(8, kb, a, xb, ob, hi, c, in_y ? P : JB, acc);
+                kr.ukernel_edge_split(kb, a, xb, ob, hi, c + 8 * (in_y ? P : JB), in_y ? P : JB, acc);
+                break;
+              }
               if (edge_k && ir == i_full)
                 kr.ukernel_edge(int(edge_rows), kb, a, xb, ob, hi, c, in_y ? P : JB, acc);
               else if (groups_r)
@@ -735,6 +749,13 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
               continue;
             }
             const T* a = ag + Mpad * pc + (ir / MR) * MR * kb;
+            if (ir == i_split) {  // rows [ir, i1): the last ones
+              const T* bb = over || exact ? bpanel : Xt + base;
+              const int64_t* bo = over || exact ? nullptr : offs.data() + pc;
+              kr.ukernel_edge(8, kb, a, bb, bo, hi, c, ldc, acc);
+              kr.ukernel_edge_split(kb, a, bb, bo, hi, c + 8 * ldc, ldc, acc);
+              break;
+            }
             if (edge_k && ir == i_full)
               kr.ukernel_edge(int(edge_rows), kb, a, over || exact ? bpanel : Xt + base,
                               over || exact ? nullptr : offs.data() + pc, hi, c, ldc, acc);
