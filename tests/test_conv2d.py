@@ -335,6 +335,11 @@ DIRECT_CASES = [
     dict(N=5, C=64, H=30, W=27, OC=20, KH=3, KW=3, padding=1),
     dict(N=3, C=56, H=41, W=38, OC=9, KH=5, KW=5, padding=2, dilation=(1, 2)),
     dict(N=4, C=56, H=33, W=35, OC=12, KH=3, KW=3, stride=2, padding=1),
+    # K over two of AVX-512's direct slices (up to 2304 taps each): rows tiling and row
+    # groups with the edge rows, exact tiling with the weight read in place
+    dict(N=2, C=260, H=6, W=9, OC=28, KH=3, KW=3, padding=1),
+    dict(N=3, C=130, H=8, W=8, OC=40, KH=5, KW=5, padding=2),
+    dict(N=1, C=300, H=5, W=5, OC=40, KH=3, KW=3, padding=1),
     # weight gradient on the gather kernel over small images, a group of images per
     # kernel call (>= 1024 positions in all): groups shorter than the rest at the end
     # of an image chunk, groups of the convolution, the narrow tile

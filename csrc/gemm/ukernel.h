@@ -142,6 +142,10 @@ struct GemmKernel {
   UKernelOff2Fn<T> ukernel_off2;
   UKernelOff4Fn<T> ukernel_off4;
   UKernelEdgeSplitFn<T> ukernel_edge_split;
+  // The direct convolution's reduction slice, where longer than kc (0: kc).
+  // Its tiles read B from L2 either way; fewer slices store and reload each
+  // C tile fewer times.
+  int kc_direct;
 };
 
 // FMA throughput probe: `iters` rounds of independent float FMAs on this

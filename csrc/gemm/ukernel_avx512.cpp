@@ -453,16 +453,24 @@ double fma_probe__avx512(int64_t iters, float* sink) {
 
 // Cache blocks: the kc x 32 B micro-panel (kc=192: 24 KiB of floats) stays in
 // L1 while 12-row A panels stream from an mc x kc block (mc=144: 108 KiB) in L2.
+// The direct convolution slices its reduction at up to 2304 (a 3x3 kernel's
+// over 256 channels in one slice). Alternated in one process against kc
+// (in slices of 192 or fewer, equal ones), 1 thread: 32x256x8x8 3x3 forward
+// 9.67-9.93 -> 9.60-9.72 ms, its dx 10.15 -> 9.83; 32x128x16x16 dx 9.96 ->
+// 9.68; AlexNet conv2 1.83-1.87 -> 1.79-1.82, its dx 2.02 -> 1.99; 8x512x8x8
+// 9.93 -> 9.75, its dx 11.03 -> 10.57; 2 threads within noise to 2% faster.
+// (With K <= 2*kc, 256x28x28 1x1 at K = 256 was 1-4% slower in one slice,
+// and AVX2 gains nothing: its tables leave it at kc.)
 const KernelTable kAvx512 = {
     "avx512",
     {sgemm_ukernel_12x32__avx512, sgemm_ukernel_off_12x32__avx512, sgemv__avx512, sdot4x3__avx512, 12, 32, 192, 144,
      4096, "sgemm_ukernel_12x32__avx512", sgemm_ukernel_rows_8x32__avx512, 8,
      stranspose__avx512, sgemm_ukernel_gather_6x32__avx512, 6, sgemm_ukernel_gather_8x16__avx512, 8, scopy_runs__avx512, ssplit_row__avx512, sadd_to__avx512, sgemm_ukernel_edge_12x32__avx512,
-     sgemm_ukernel_off2_12x32__avx512, sgemm_ukernel_off4_12x32__avx512, sgemm_ukernel_edge_split_12x32__avx512},
+     sgemm_ukernel_off2_12x32__avx512, sgemm_ukernel_off4_12x32__avx512, sgemm_ukernel_edge_split_12x32__avx512, 2304},
     {dgemm_ukernel_12x16__avx512, dgemm_ukernel_off_12x16__avx512, dgemv__avx512, ddot4x3__avx512, 12, 16, 192, 72,
      2048, "dgemm_ukernel_12x16__avx512", dgemm_ukernel_rows_8x16__avx512, 8,
      dtranspose__avx512, dgemm_ukernel_gather_6x16__avx512, 6, dgemm_ukernel_gather_8x8__avx512, 8, dcopy_runs__avx512, ref::split_row<double>, dadd_to__avx512, dgemm_ukernel_edge_12x16__avx512,
-     dgemm_ukernel_off2_12x16__avx512, nullptr, dgemm_ukernel_edge_split_12x16__avx512},
+     dgemm_ukernel_off2_12x16__avx512, nullptr, dgemm_ukernel_edge_split_12x16__avx512, 2304},
     fma_probe__avx512,
 };
 

@@ -507,7 +507,8 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   const int AM = a_rows ? kr.rows_mr : MR;  // rows per A tile
   if (AM != MR) s = split_tiles(M, J, AM, NR, kr.nc, p.G, nthreads);
   const int64_t asz = a_rows ? 0 : prepacked_a_size(M, K, kr), Mpad = round_up(M, MR);
-  const int64_t kc = balanced_kc(K, kr.kc);
+  // (the kernel's longer direct slice, see kc_direct, beyond two slices of kc)
+  const int64_t kc = balanced_kc(K, K > 2 * int64_t(kr.kc) ? std::max(kr.kc, kr.kc_direct) : kr.kc);
   Buffer<T> apacked;
   const T* apanels = !a_rows && have_pack ? pack->panels(kr, kc) : nullptr;
 
