@@ -340,6 +340,11 @@ DIRECT_CASES = [
     dict(N=2, C=260, H=6, W=9, OC=28, KH=3, KW=3, padding=1),
     dict(N=3, C=130, H=8, W=8, OC=40, KH=5, KW=5, padding=2),
     dict(N=1, C=300, H=5, W=5, OC=40, KH=3, KW=3, padding=1),
+    # depthwise rows of two to four vectors (AVX-512: 32-63 floats, 16-31 doubles): two
+    # output rows at a time, an odd last row, a channel multiplier, dilation
+    dict(N=2, C=6, H=13, W=45, OC=12, KH=3, KW=3, groups=6, padding=1),
+    dict(N=1, C=4, H=9, W=40, OC=4, KH=3, KW=5, groups=4, padding=(1, 4), dilation=(1, 2)),
+    dict(N=2, C=3, H=6, W=20, OC=3, KH=3, KW=3, groups=3, padding=1),
     # weight gradient on the gather kernel over small images, a group of images per
     # kernel call (>= 1024 positions in all): groups shorter than the rest at the end
     # of an image chunk, groups of the convolution, the narrow tile
