@@ -153,12 +153,21 @@ inline void conv_block2_s1(T* __restrict out, int64_t ldo, const T* __restrict x
       }
     }
   }
+  if (!accumulate) {  // lanes before `from` rewritten with the values they hold (the same sums, same order)
+    V::store(out + ow0, a0);
+    V::store(out + ow0 + n, a1);
+    if (rows > 1) {
+      V::store(out + ldo + ow0, b0);
+      V::store(out + ldo + ow0 + n, b1);
+    }
+    return;
+  }
   T res[2 * n];
   for (int q = 0; q < rows; ++q) {
     T* o = out + q * ldo + ow0;
     V::store(res, q == 0 ? a0 : b0);
     V::store(res + n, q == 0 ? a1 : b1);
-    for (int64_t l = from; l < 2 * n; ++l) o[l] = accumulate ? o[l] + res[l] : res[l];
+    for (int64_t l = from; l < 2 * n; ++l) o[l] += res[l];
   }
 }
 
