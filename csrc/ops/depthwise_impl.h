@@ -106,7 +106,9 @@ inline void conv_block_s1(T* __restrict out, const T* __restrict xr, const T* __
     }
   }
   T* o = out + ow0;
-  if (from == 0) {
+  // (not accumulating, an overlapping block's first lanes are rewritten with
+  // the values they hold: the same sums in the same order)
+  if (from == 0 || !accumulate) {
     if (accumulate) {
       a0 += V::load(o);
       a1 += V::load(o + n);
