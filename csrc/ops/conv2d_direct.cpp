@@ -869,11 +869,11 @@ void conv2d_direct_backward_weight(T* dw, const T* dy, const T* x, const Conv2dP
   // images, 40% on LeNet's 10x10. Against the pitch, separate processes, 3
   // runs at 1 thread: 32x64x32x32 3x3 11.5-12.0 -> 10.6-11.0 ms, 32x128x16x16
   // 11.3-11.4 -> 10.1-10.2, LeNet's 64x6x14x14 -> 16 5x5 0.277 -> 0.187-0.189.
-  // Partial results per image chunk go
-  // to Kpad x Mpad blocks, transposed into dw (summed in chunk order) at the
-  // end. Measured against the 4x3 inner products below at 1 thread, alternated
-  // in one process: 64->64 3x3 on 32x32 images 1.17-1.21x faster, LeNet's
-  // 6->16 5x5 1.72x; with LeNet's 6 output channels (16 lanes) 0.42x.
+  // Partial results per image chunk go to Kpad x Mpad blocks, transposed into
+  // dw (summed in chunk order) at the end. Measured against the 4x3 inner
+  // products below at 1 thread, alternated in one process: 64->64 3x3 on
+  // 32x32 images 1.17-1.21x faster, LeNet's 6->16 5x5 1.72x; with LeNet's 6
+  // output channels (16 lanes) 0.42x.
   const GatherTile<T> gt = gather_tile(kr, M, false);
   if (gt.fn) {
     const int GM = gt.mr, NR = gt.nr;
