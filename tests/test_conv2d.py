@@ -345,6 +345,15 @@ DIRECT_CASES = [
     dict(N=2, C=6, H=13, W=45, OC=12, KH=3, KW=3, groups=6, padding=1),
     dict(N=1, C=4, H=9, W=40, OC=4, KH=3, KW=5, groups=4, padding=(1, 4), dilation=(1, 2)),
     dict(N=2, C=3, H=6, W=20, OC=3, KH=3, KW=3, groups=3, padding=1),
+    # rows of exactly two vectors (AVX-512 32 floats, AVX2 / portable 16): one block per row
+    dict(N=1, C=2, H=5, W=32, OC=2, KH=3, KW=3, groups=2, padding=1),
+    dict(N=1, C=2, H=7, W=16, OC=4, KH=3, KW=3, groups=2, padding=1),
+    # rows of one to two vectors (AVX2 / portable: 8-15 floats, 4-7 doubles): four rows at
+    # a time, the last 3, 2 or 1 as a smaller group
+    dict(N=2, C=5, H=11, W=13, OC=10, KH=3, KW=3, groups=5, padding=1),
+    dict(N=1, C=4, H=6, W=9, OC=4, KH=3, KW=3, groups=4, padding=1),
+    dict(N=2, C=3, H=9, W=6, OC=3, KH=3, KW=3, groups=3, padding=1),
+    dict(N=1, C=3, H=10, W=12, OC=6, KH=5, KW=3, groups=3, padding=(2, 1), dilation=(1, 2)),
     # weight gradient on the gather kernel over small images, a group of images per
     # kernel call (>= 1024 positions in all): groups shorter than the rest at the end
     # of an image chunk, groups of the convolution, the narrow tile
