@@ -148,7 +148,7 @@ void register_conv(py::module_& m) {
   // conv2d for the common case (see shim.h: fast paths), optionally with a
   // weight's kept panels; None when the general path must handle the call
   auto fast = [](py::handle x, py::handle w, py::handle b, py::handle stride, py::handle padding,
-                 py::handle dilation, py::handle groups, const ConvPack* pack) -> py::object {
+                 py::handle dilation, py::handle groups, py::handle out, const ConvPack* pack) -> py::object {
     const int dt = shim::fast_dtype(x);
     if (dt < 0 || shim::fast_dtype(w) != dt || shim::fast_ndim(x) != 4 || shim::fast_ndim(w) != 4)
       return py::none();
@@ -161,19 +161,34 @@ void register_conv(py::module_& m) {
     const Conv2dParams p = make_conv2d_params(shim::fast_shape(x), shim::fast_shape(w),
                                               b.is_none() ? -1 : shim::fast_shape(b)[0], s[0], s[1], pd[0], pd[0],
                                               pd[1], pd[1], d[0], d[1], g);
+    if (!shim::fast_out(out, dt, {p.N, p.OC, p.OH, p.OW}, {x, w, b})) return py::none();
     const py::array xa = py::reinterpret_borrow<py::array>(x), wa = py::reinterpret_borrow<py::array>(w);
-    const py::object bo = py::reinterpret_borrow<py::object>(b);
-    if (dt == 0) return forward<float>(xa, wa, bo, p, py::none(), pack);
-    return forward<double>(xa, wa, bo, p, py::none(), pack);
+    const py::object bo = py::reinterpret_borrow<py::object>(b), oo = py::reinterpret_borrow<py::object>(out);
+    if (dt == 0) return forward<float>(xa, wa, bo, p, oo, pack);
+    return forward<double>(xa, wa, bo, p, oo, pack);
   };
-  // (two entry points: a defaulted pack argument would cost every call pybind11's keyword handling)
+  // (separate entry points: defaulted out and pack arguments would cost every
+  // call pybind11's keyword handling)
   m.def(
       "conv2d_fast",
       [fast](py::handle x, py::handle w, py::handle b, py::handle stride, py::handle padding, py::handle dilation,
-             py::handle groups) { return fast(x, w, b, stride, padding, dilation, groups, nullptr); },
+             py::handle groups) { return fast(x, w, b, stride, padding, dilation, groups, py::none(), nullptr); },
       "conv2d for the common case (see shim.h: fast paths); None when the general path must handle the call.");
-  m.def("conv2d_fast_packed", fast,
-        "conv2d_fast with a ConvWeightPack of the weight array (ignored for any other array).");
+  m.def(
+      "conv2d_fast_out",
+      [fast](py::handle x, py::handle w, py::handle b, py::handle stride, py::handle padding, py::handle dilation,
+             py::handle groups, py::handle out) {
+        return fast(x, w, b, stride, padding, dilation, groups, out, nullptr);
+      },
+      "conv2d_fast into `out` (C-contiguous, writeable, the result's shape and dtype, not overlapping an input); "
+      "None when the general path must handle the call.");
+  m.def(
+      "conv2d_fast_packed",
+      [fast](py::handle x, py::handle w, py::handle b, py::handle stride, py::handle padding, py::handle dilation,
+             py::handle groups, const ConvPack* pack) {
+        return fast(x, w, b, stride, padding, dilation, groups, py::none(), pack);
+      },
+      "conv2d_fast with a ConvWeightPack of the weight array (ignored for any other array).");
   m.def(
       "conv2d_check",
       [](const std::vector<int64_t>& xs, const std::vector<int64_t>& ws, int64_t bias_len, Pair stride, Quad pad,

@@ -64,21 +64,25 @@ py::tuple backward(const py::array& dy, const py::array& x, const py::array& w, 
 }  // namespace
 
 void register_linear(py::module_& m) {
+  auto fast = [](py::handle x, py::handle w, py::handle b, py::handle out) -> py::object {
+    const int dt = shim::fast_dtype(x);
+    if (dt < 0 || shim::fast_dtype(w) != dt || shim::fast_ndim(x) < 1 || shim::fast_ndim(w) != 2) return py::none();
+    if (!b.is_none() && (shim::fast_dtype(b) != dt || shim::fast_ndim(b) != 1)) return py::none();
+    std::vector<int64_t> ys = shim::fast_shape(x);
+    const LinearParams p = make_linear_params(ys, shim::fast_shape(w), b.is_none() ? -1 : shim::fast_shape(b)[0]);
+    ys.back() = p.OUT;
+    if (!shim::fast_out(out, dt, ys, {x, w, b})) return py::none();
+    const py::array xa = py::reinterpret_borrow<py::array>(x), wa = py::reinterpret_borrow<py::array>(w);
+    const py::object bo = py::reinterpret_borrow<py::object>(b), oo = py::reinterpret_borrow<py::object>(out);
+    if (dt == 0) return forward<float>(xa, wa, bo, p, oo);
+    return forward<double>(xa, wa, bo, p, oo);
+  };
   m.def(
-      "linear_fast",
-      [](py::handle x, py::handle w, py::handle b) -> py::object {
-        const int dt = shim::fast_dtype(x);
-        if (dt < 0 || shim::fast_dtype(w) != dt || shim::fast_ndim(x) < 1 || shim::fast_ndim(w) != 2)
-          return py::none();
-        if (!b.is_none() && (shim::fast_dtype(b) != dt || shim::fast_ndim(b) != 1)) return py::none();
-        const LinearParams p =
-            make_linear_params(shim::fast_shape(x), shim::fast_shape(w), b.is_none() ? -1 : shim::fast_shape(b)[0]);
-        const py::array xa = py::reinterpret_borrow<py::array>(x), wa = py::reinterpret_borrow<py::array>(w);
-        const py::object bo = py::reinterpret_borrow<py::object>(b);
-        if (dt == 0) return forward<float>(xa, wa, bo, p, py::none());
-        return forward<double>(xa, wa, bo, p, py::none());
-      },
+      "linear_fast", [fast](py::handle x, py::handle w, py::handle b) { return fast(x, w, b, py::none()); },
       "linear for the common case (see shim.h: fast paths); None when the general path must handle the call.");
+  m.def("linear_fast_out", fast,
+        "linear_fast into `out` (C-contiguous, writeable, the result's shape and dtype, not overlapping an input); "
+        "None when the general path must handle the call.");
   m.def(
       "linear_check",
       [](const std::vector<int64_t>& xs, const std::vector<int64_t>& ws, int64_t bias_len) -> std::vector<int64_t> {

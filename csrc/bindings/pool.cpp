@@ -121,28 +121,35 @@ void register_pool(py::module_& m) {
         return dt == 0 ? run(float{}) : run(double{});
       },
       "relu (PyTorch's: NaN and -0.0 kept) for exact contiguous float arrays; None otherwise.");
+  // values-only max pooling for the common case (see shim.h: fast paths); None: general path
+  auto max_fast = [](py::handle x, py::handle kernel, py::handle stride, py::handle padding, py::handle dilation,
+                     py::handle ceil_mode, py::handle out) -> py::object {
+    const int dt = shim::fast_dtype(x);
+    if (dt < 0 || shim::fast_ndim(x) != 4) return py::none();
+    if (ceil_mode.ptr() != Py_True && ceil_mode.ptr() != Py_False) return py::none();
+    Pair k{}, s{}, pd{}, d{};
+    if (!shim::fast_pair(kernel, 1, k) || !shim::fast_pair(padding, 0, pd) || !shim::fast_pair(dilation, 1, d))
+      return py::none();
+    if (stride.is_none())
+      s = k;
+    else if (!shim::fast_pair(stride, 1, s))
+      return py::none();
+    const py::array xa = py::reinterpret_borrow<py::array>(x);
+    const Pool2dParams p = make_pool2d_params("max_pool2d", shim::fast_shape(x), k[0], k[1], s[0], s[1], pd[0],
+                                              pd[1], d[0], d[1], ceil_mode.ptr() == Py_True, false, 0);
+    if (!shim::fast_out(out, dt, {p.N, p.C, p.OH, p.OW}, {x})) return py::none();
+    const py::object oo = py::reinterpret_borrow<py::object>(out);
+    py::tuple r = dt == 0 ? max_fwd<float>(xa, p, false, false, oo) : max_fwd<double>(xa, p, false, false, oo);
+    return r[0];
+  };
   m.def(
       "max_pool2d_fast",
-      [](py::handle x, py::handle kernel, py::handle stride, py::handle padding, py::handle dilation,
-         py::handle ceil_mode) -> py::object {
-        // values-only max pooling for the common case (see shim.h: fast paths); None: general path
-        const int dt = shim::fast_dtype(x);
-        if (dt < 0 || shim::fast_ndim(x) != 4) return py::none();
-        if (ceil_mode.ptr() != Py_True && ceil_mode.ptr() != Py_False) return py::none();
-        Pair k{}, s{}, pd{}, d{};
-        if (!shim::fast_pair(kernel, 1, k) || !shim::fast_pair(padding, 0, pd) || !shim::fast_pair(dilation, 1, d))
-          return py::none();
-        if (stride.is_none())
-          s = k;
-        else if (!shim::fast_pair(stride, 1, s))
-          return py::none();
-        const py::array xa = py::reinterpret_borrow<py::array>(x);
-        const Pool2dParams p = make_pool2d_params("max_pool2d", shim::fast_shape(x), k[0], k[1], s[0], s[1], pd[0],
-                                                  pd[1], d[0], d[1], ceil_mode.ptr() == Py_True, false, 0);
-        py::tuple r = dt == 0 ? max_fwd<float>(xa, p, false, false) : max_fwd<double>(xa, p, false, false);
-        return r[0];
-      },
+      [max_fast](py::handle x, py::handle kernel, py::handle stride, py::handle padding, py::handle dilation,
+                 py::handle ceil_mode) { return max_fast(x, kernel, stride, padding, dilation, ceil_mode, py::none()); },
       "max_pool2d values for the common case; None when the general path must handle the call.");
+  m.def("max_pool2d_fast_out", max_fast,
+        "max_pool2d_fast into `out` (C-contiguous, writeable, the result's shape and dtype, not overlapping the "
+        "input); None when the general path must handle the call.");
   m.def(
       "max_pool2d_forward",
       [](const py::array& x, Pair k, Pair s, Pair pad, Pair d, bool ceil_mode, bool need_indices,

@@ -13,7 +13,9 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "common/check.h"
@@ -68,25 +70,6 @@ py::array_t<T> empty(const std::vector<int64_t>& shape, const char* what) {
   checked_bytes(checked_numel(extent, what), sizeof(T), what);
   std::vector<py::ssize_t> s(shape.begin(), shape.end());
   return py::array_t<T>(s);
-}
-
-// The output array: a fresh one, or the caller's `out` after checking that it
-// is exactly what the kernel would allocate (dtype, shape, C-contiguous,
-// writeable). Overlap with the inputs is checked by the Python layer.
-template <typename T>
-py::array_t<T> output(const py::object& out, const std::vector<int64_t>& shape, const char* op, const char* what) {
-  if (out.is_none()) return empty<T>(shape, what);
-  if (!py::isinstance<py::array>(out))
-    throw py::type_error(cat(op, ": out must be a numpy array, got ", std::string(py::str(out.get_type()))));
-  py::array a = out.cast<py::array>();
-  if (!a.dtype().equal(py::dtype::of<T>()))
-    throw py::type_error(cat(op, ": out has dtype ", std::string(py::str(a.dtype())), ", expected ",
-                             std::string(py::str(py::dtype::of<T>()))));
-  if (shape_of(a) != shape)
-    value_error(op, ": out has shape ", shape_str(shape_of(a)), ", expected ", shape_str(shape));
-  if (!(a.flags() & py::array::c_style) || !a.writeable())
-    value_error(op, ": out must be a C-contiguous, writeable array");
-  return py::array_t<T>::ensure(a);
 }
 
 template <typename T>
@@ -147,6 +130,57 @@ inline bool fast_pair(py::handle h, int64_t lo, std::array<int64_t, 2>& out) {
 inline std::vector<int64_t> fast_shape(py::handle h) {
   const auto* a = py::detail::array_proxy(h.ptr());
   return std::vector<int64_t>(a->dimensions, a->dimensions + a->nd);
+}
+
+// The caller's `out` for a fast path: None (a fresh result), or an ndarray the
+// result can go into as it is -- fast_dtype dt, writeable, exactly `shape`, and
+// sharing no memory bounds with any of `inputs` (None entries skipped; the
+// bounds test is np.may_share_memory's default). Anything else is false: the
+// general path takes the call and its messages name what is wrong.
+inline bool fast_out(py::handle out, int dt, const std::vector<int64_t>& shape,
+                     std::initializer_list<py::handle> inputs) {
+  if (out.is_none()) return true;
+  if (fast_dtype(out) != dt) return false;
+  const auto* a = py::detail::array_proxy(out.ptr());
+  if (!(a->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_)) return false;
+  if (a->nd != int(shape.size()) || !std::equal(shape.begin(), shape.end(), a->dimensions)) return false;
+  // [lo, hi) of a C-contiguous array (fast_dtype: every input here is one, of dtype dt)
+  auto bounds = [dt](const py::detail::PyArray_Proxy* p, uintptr_t& lo, uintptr_t& hi) {
+    uintptr_t bytes = dt == 0 ? sizeof(float) : sizeof(double);
+    for (int i = 0; i < p->nd; ++i) bytes *= uintptr_t(p->dimensions[i]);
+    lo = reinterpret_cast<uintptr_t>(p->data);
+    hi = lo + bytes;
+  };
+  uintptr_t olo, ohi;
+  bounds(a, olo, ohi);
+  for (py::handle in : inputs) {
+    if (in.is_none()) continue;
+    uintptr_t lo, hi;
+    bounds(py::detail::array_proxy(in.ptr()), lo, hi);
+    if (lo < ohi && olo < hi) return false;
+  }
+  return true;
+}
+
+// The output array: a fresh one, or the caller's `out` after checking that it
+// is exactly what the kernel would allocate (dtype, shape, C-contiguous,
+// writeable). Overlap with the inputs is checked by the Python layer.
+template <typename T>
+py::array_t<T> output(const py::object& out, const std::vector<int64_t>& shape, const char* op, const char* what) {
+  if (out.is_none()) return empty<T>(shape, what);
+  if (fast_out(out, std::is_same_v<T, float> ? 0 : 1, shape, {}))  // already what the kernel needs
+    return py::reinterpret_borrow<py::array_t<T>>(out);
+  if (!py::isinstance<py::array>(out))
+    throw py::type_error(cat(op, ": out must be a numpy array, got ", std::string(py::str(out.get_type()))));
+  py::array a = out.cast<py::array>();
+  if (!a.dtype().equal(py::dtype::of<T>()))
+    throw py::type_error(cat(op, ": out has dtype ", std::string(py::str(a.dtype())), ", expected ",
+                             std::string(py::str(py::dtype::of<T>()))));
+  if (shape_of(a) != shape)
+    value_error(op, ": out has shape ", shape_str(shape_of(a)), ", expected ", shape_str(shape));
+  if (!(a.flags() & py::array::c_style) || !a.writeable())
+    value_error(op, ": out must be a C-contiguous, writeable array");
+  return py::array_t<T>::ensure(a);
 }
 
 // Length of an optional 1-D array (-1 for None); a wrong rank is a ValueError.

@@ -44,6 +44,9 @@ class ConvWeightPack:
 def conv2d_fast(
     x: object, w: object, b: object, stride: object, padding: object, dilation: object, groups: object, /
 ) -> Optional[np.ndarray]: ...
+def conv2d_fast_out(
+    x: object, w: object, b: object, stride: object, padding: object, dilation: object, groups: object, out: object, /
+) -> Optional[np.ndarray]: ...
 def conv2d_fast_packed(
     x: object,
     w: object,
@@ -89,6 +92,7 @@ def conv2d_backward(
 
 # linear.cpp
 def linear_fast(x: object, w: object, b: object, /) -> Optional[np.ndarray]: ...
+def linear_fast_out(x: object, w: object, b: object, out: object, /) -> Optional[np.ndarray]: ...
 def linear_check(input_shape: Sequence[int], weight_shape: Sequence[int], bias_len: int) -> list[int]: ...
 def linear_forward(x: _Array, weight: _Array, bias: Optional[_Array], out: Optional[_Array] = None) -> np.ndarray: ...
 def linear_backward(
@@ -104,6 +108,16 @@ def linear_backward(
 def relu_fast(x: object, /) -> Optional[np.ndarray]: ...
 def max_pool2d_fast(
     x: object, kernel: object, stride: object, padding: object, dilation: object, ceil_mode: object, /
+) -> Optional[np.ndarray]: ...
+def max_pool2d_fast_out(
+    x: object,
+    kernel: object,
+    stride: object,
+    padding: object,
+    dilation: object,
+    ceil_mode: object,
+    out: object,
+    /,
 ) -> Optional[np.ndarray]: ...
 def max_pool2d_forward(
     x: _Array,

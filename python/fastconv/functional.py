@@ -171,8 +171,10 @@ def conv2d(
     """
     if out is None:
         y = _core.conv2d_fast(input, weight, bias, stride, padding, dilation, groups)
-        if y is not None:
-            return y
+    else:
+        y = _core.conv2d_fast_out(input, weight, bias, stride, padding, dilation, groups, out)
+    if y is not None:
+        return y
     if _tensors(input, weight, bias):
         _no_out(out, "conv2d")
         raw = _untracked(input, weight, bias)
@@ -217,10 +219,9 @@ def linear(
     >>> F.linear(x, w, np.array([0.5, 0.0], np.float32)).tolist()
     [[1.5, 6.0]]
     """
-    if out is None:
-        y = _core.linear_fast(input, weight, bias)
-        if y is not None:
-            return y
+    y = _core.linear_fast(input, weight, bias) if out is None else _core.linear_fast_out(input, weight, bias, out)
+    if y is not None:
+        return y
     if _tensors(input, weight, bias):
         _no_out(out, "linear")
         raw = _untracked(input, weight, bias)
@@ -329,8 +330,11 @@ def max_pool2d(
     >>> F.max_pool2d(x, 3, stride=2, ceil_mode=True).shape
     (1, 1, 2, 2)
     """
-    if out is None and not return_indices:
-        y = _core.max_pool2d_fast(input, kernel_size, stride, padding, dilation, ceil_mode)
+    if not return_indices:
+        if out is None:
+            y = _core.max_pool2d_fast(input, kernel_size, stride, padding, dilation, ceil_mode)
+        else:
+            y = _core.max_pool2d_fast_out(input, kernel_size, stride, padding, dilation, ceil_mode, out)
         if y is not None:
             return y
     if _tensors(input):
