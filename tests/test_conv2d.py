@@ -354,6 +354,16 @@ DIRECT_CASES = [
     dict(N=1, C=4, H=6, W=9, OC=4, KH=3, KW=3, groups=4, padding=1),
     dict(N=2, C=3, H=9, W=6, OC=3, KH=3, KW=3, groups=3, padding=1),
     dict(N=1, C=3, H=10, W=12, OC=6, KH=5, KW=3, groups=3, padding=(2, 1), dilation=(1, 2)),
+    # at most 6 output channels (AVX-512's edge pair: two position tiles per call, into
+    # y where both are runs of it): row tiles with 28 valid lanes, an odd tile count
+    # (the last one alone), pairs crossing images, K over two slices with the bias on the
+    # last; rows of one whole tile; rows of a whole and a part tile; flat tiles with junk
+    # lanes (into the block); the data gradient of a 1-channel input (1 row)
+    dict(N=3, C=9, H=11, W=32, OC=6, KH=5, KW=5),
+    dict(N=2, C=2, H=6, W=34, OC=5, KH=3, KW=3),
+    dict(N=1, C=3, H=7, W=50, OC=3, KH=3, KW=3, padding=(0, 1)),
+    dict(N=2, C=3, H=9, W=9, OC=4, KH=3, KW=3, padding=1),
+    dict(N=2, C=1, H=12, W=30, OC=6, KH=5, KW=5),
     # weight gradient on the gather kernel over small images, a group of images per
     # kernel call (>= 1024 positions in all): groups shorter than the rest at the end
     # of an image chunk, groups of the convolution, the narrow tile

@@ -56,6 +56,22 @@ template <typename T>
 using UKernelEdgeSplitFn = void (*)(int64_t kc, const T* a, const T* b, const int64_t* offs, int64_t hi, T* c,
                                     int64_t ldc, bool accumulate);
 
+// Two adjacent tiles of the first `rows` (<= 6) rows of the packed MR-row
+// panel a, each read as UKernelEdgeFn reads B with offs (halves hi apart): the
+// first at b, the second d2 further on. Lanes [0, n1) of the first go to c,
+// [0, n2) of the second to c2 (rows ldc apart; n1, n2 <= nr), with bias[r]
+// added to row r when bias is not nullptr (after the sum, and after the
+// accumulation into c when accumulate). Four registers per row: for M <= 6 in
+// all (LeNet's 6 channels, the data gradient of a 1- to 6-channel input) the
+// single-tile edge kernel keeps 12 of its 16 accumulators busy (R = 8 for 5..8
+// rows) on 8 broadcasts per 2 B loads; the pair keeps 24 on 6 per 4, and
+// stores straight into y where the tiles' outputs are runs of it. Sums in the
+// full kernel's order. nullptr in ISAs without one.
+template <typename T>
+using UKernelEdgePairFn = void (*)(int rows, int64_t kc, const T* a, const T* b, const int64_t* offs, int64_t hi,
+                                   int64_t d2, T* c, int64_t n1, T* c2, int64_t n2, int64_t ldc, const T* bias,
+                                   bool accumulate);
+
 // UKernelOffFn with each B row in two halves: lanes [0, nr/2) at b + offs[k],
 // lanes [nr/2, nr) at b + offs[k] + hi. The direct convolution's two-row tiles
 // (output rows nr/2 wide: two rows per tile, read in place) use it. nullptr in
@@ -146,6 +162,7 @@ struct GemmKernel {
   // Its tiles read B from L2 either way; fewer slices store and reload each
   // C tile fewer times.
   int kc_direct;
+  UKernelEdgePairFn<T> ukernel_edge_pair;
 };
 
 // FMA throughput probe: `iters` rounds of independent float FMAs on this

@@ -218,6 +218,9 @@ struct OpsF512 {
   static __m512 add(__m512 x, __m512 y) { return _mm512_add_ps(x, y); }
   static void store(float* p, __m512 v) { _mm512_storeu_ps(p, v); }
   static __m512 zero() { return _mm512_setzero_ps(); }
+  using Mask = __mmask16;
+  static __m512 load_mask(Mask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+  static void store_mask(Mask m, float* p, __m512 v) { _mm512_mask_storeu_ps(p, m, v); }
 };
 struct OpsD512 {
   static __m512d load(const double* p) { return _mm512_loadu_pd(p); }
@@ -226,6 +229,9 @@ struct OpsD512 {
   static __m512d add(__m512d x, __m512d y) { return _mm512_add_pd(x, y); }
   static void store(double* p, __m512d v) { _mm512_storeu_pd(p, v); }
   static __m512d zero() { return _mm512_setzero_pd(); }
+  using Mask = __mmask8;
+  static __m512d load_mask(Mask m, const double* p) { return _mm512_maskz_loadu_pd(m, p); }
+  static void store_mask(Mask m, double* p, __m512d v) { _mm512_mask_storeu_pd(p, m, v); }
 };
 
 template <typename T, typename V, int L, class Ops>
@@ -273,6 +279,80 @@ void sgemm_ukernel_edge_split_12x32__avx512(int64_t kc, const float* a, const fl
 void dgemm_ukernel_edge_split_12x16__avx512(int64_t kc, const double* a, const double* b, const int64_t* offs,
                                             int64_t hi, double* c, int64_t ldc, bool acc) {
   gemm_edge_split<double, __m512d, 8, OpsD512>(kc, a, b, offs, hi, c, ldc, acc);
+}
+// UKernelEdgePairFn: R = 4 or 6 rows of the 12-row panel x four registers
+// (two tiles of two), the first `rows` stored, each tile's lanes under a mask.
+template <int R, typename T, typename V, int L, class Ops>
+__attribute__((always_inline)) inline void gemm_edge_pair_body(int rows, int64_t kc, const T* __restrict a,
+                                                               const T* __restrict b, const int64_t* offs,
+                                                               int64_t hi, int64_t d2, T* c, int64_t n1, T* c2,
+                                                               int64_t n2, int64_t ldc, const T* bias,
+                                                               bool accumulate) {
+  V acc[R][4];
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = Ops::zero();
+#pragma GCC unroll 2
+  for (int64_t k = 0; k < kc; ++k) {
+    const T* bk = b + offs[k];
+    const V b0 = Ops::load(bk), b1 = Ops::load(bk + hi), b2 = Ops::load(bk + d2), b3 = Ops::load(bk + d2 + hi);
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      const V ai = Ops::set1(a[r]);
+      acc[r][0] = Ops::fma(ai, b0, acc[r][0]);
+      acc[r][1] = Ops::fma(ai, b1, acc[r][1]);
+      acc[r][2] = Ops::fma(ai, b2, acc[r][2]);
+      acc[r][3] = Ops::fma(ai, b3, acc[r][3]);
+    }
+    a += 12;
+  }
+  // lanes of each register stored: [0, n) of the tile's 2L
+  auto lanes = [](int64_t n, int half) {
+    const int64_t m = std::min<int64_t>(L, std::max<int64_t>(0, n - half * L));
+    return typename Ops::Mask((uint32_t(1) << m) - 1u);
+  };
+  const typename Ops::Mask m0 = lanes(n1, 0), m1 = lanes(n1, 1), m2 = lanes(n2, 0), m3 = lanes(n2, 1);
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r) {
+    if (r >= rows) break;
+    T* p = c + r * ldc;
+    T* p2 = c2 + r * ldc;
+    V v0 = acc[r][0], v1 = acc[r][1], v2 = acc[r][2], v3 = acc[r][3];
+    if (accumulate) {
+      v0 = Ops::add(Ops::load_mask(m0, p), v0);
+      v1 = Ops::add(Ops::load_mask(m1, p + L), v1);
+      v2 = Ops::add(Ops::load_mask(m2, p2), v2);
+      v3 = Ops::add(Ops::load_mask(m3, p2 + L), v3);
+    }
+    if (bias) {
+      const V bv = Ops::set1(bias[r]);
+      v0 = Ops::add(v0, bv);
+      v1 = Ops::add(v1, bv);
+      v2 = Ops::add(v2, bv);
+      v3 = Ops::add(v3, bv);
+    }
+    Ops::store_mask(m0, p, v0);
+    Ops::store_mask(m1, p + L, v1);
+    Ops::store_mask(m2, p2, v2);
+    Ops::store_mask(m3, p2 + L, v3);
+  }
+}
+template <typename T, typename V, int L, class Ops>
+void gemm_edge_pair(int rows, int64_t kc, const T* a, const T* b, const int64_t* offs, int64_t hi, int64_t d2, T* c,
+                    int64_t n1, T* c2, int64_t n2, int64_t ldc, const T* bias, bool acc) {
+  if (rows <= 4)
+    gemm_edge_pair_body<4, T, V, L, Ops>(rows, kc, a, b, offs, hi, d2, c, n1, c2, n2, ldc, bias, acc);
+  else
+    gemm_edge_pair_body<6, T, V, L, Ops>(rows, kc, a, b, offs, hi, d2, c, n1, c2, n2, ldc, bias, acc);
+}
+void sgemm_ukernel_edge_pair_12x32__avx512(int rows, int64_t kc, const float* a, const float* b, const int64_t* offs,
+                                           int64_t hi, int64_t d2, float* c, int64_t n1, float* c2, int64_t n2,
+                                           int64_t ldc, const float* bias, bool acc) {
+  gemm_edge_pair<float, __m512, 16, OpsF512>(rows, kc, a, b, offs, hi, d2, c, n1, c2, n2, ldc, bias, acc);
+}
+void dgemm_ukernel_edge_pair_12x16__avx512(int rows, int64_t kc, const double* a, const double* b,
+                                           const int64_t* offs, int64_t hi, int64_t d2, double* c, int64_t n1,
+                                           double* c2, int64_t n2, int64_t ldc, const double* bias, bool acc) {
+  gemm_edge_pair<double, __m512d, 8, OpsD512>(rows, kc, a, b, offs, hi, d2, c, n1, c2, n2, ldc, bias, acc);
 }
 void sgemm_ukernel_edge_12x32__avx512(int rows, int64_t kc, const float* a, const float* b, const int64_t* offs,
                                       int64_t hi, float* c, int64_t ldc, bool acc) {
@@ -466,11 +546,13 @@ const KernelTable kAvx512 = {
     {sgemm_ukernel_12x32__avx512, sgemm_ukernel_off_12x32__avx512, sgemv__avx512, sdot4x3__avx512, 12, 32, 192, 144,
      4096, "sgemm_ukernel_12x32__avx512", sgemm_ukernel_rows_8x32__avx512, 8,
      stranspose__avx512, sgemm_ukernel_gather_6x32__avx512, 6, sgemm_ukernel_gather_8x16__avx512, 8, scopy_runs__avx512, ssplit_row__avx512, sadd_to__avx512, sgemm_ukernel_edge_12x32__avx512,
-     sgemm_ukernel_off2_12x32__avx512, sgemm_ukernel_off4_12x32__avx512, sgemm_ukernel_edge_split_12x32__avx512, 2304},
+     sgemm_ukernel_off2_12x32__avx512, sgemm_ukernel_off4_12x32__avx512, sgemm_ukernel_edge_split_12x32__avx512, 2304,
+     sgemm_ukernel_edge_pair_12x32__avx512},
     {dgemm_ukernel_12x16__avx512, dgemm_ukernel_off_12x16__avx512, dgemv__avx512, ddot4x3__avx512, 12, 16, 192, 72,
      2048, "dgemm_ukernel_12x16__avx512", dgemm_ukernel_rows_8x16__avx512, 8,
      dtranspose__avx512, dgemm_ukernel_gather_6x16__avx512, 6, dgemm_ukernel_gather_8x8__avx512, 8, dcopy_runs__avx512, ref::split_row<double>, dadd_to__avx512, dgemm_ukernel_edge_12x16__avx512,
-     dgemm_ukernel_off2_12x16__avx512, nullptr, dgemm_ukernel_edge_split_12x16__avx512, 2304},
+     dgemm_ukernel_off2_12x16__avx512, nullptr, dgemm_ukernel_edge_split_12x16__avx512, 2304,
+     dgemm_ukernel_edge_pair_12x16__avx512},
     fma_probe__avx512,
 };
 
