@@ -317,6 +317,30 @@ struct DirectTiling {
     }
     return tl;
   }
+  // out[u] = at(t0 + u), u < count: the row tiling's walked from the first
+  // (no division per tile), the others' from at()
+  void tiles_from(int64_t t0, int64_t count, Tile* out) const {
+    if (count <= 0) return;
+    out[0] = at(t0);
+    if (mode != kRows) {
+      for (int64_t u = 1; u < count; ++u) out[u] = at(t0 + u);
+      return;
+    }
+    Tile tl = out[0];
+    for (int64_t u = 1; u < count; ++u) {
+      tl.ow0 += NR;
+      if (tl.ow0 >= TW * NR) {
+        tl.ow0 = 0;
+        if (++tl.oh == OH) {
+          tl.oh = 0;
+          ++tl.n;
+        }
+      }
+      tl.q0 = tl.oh * Wp + tl.ow0;
+      tl.direct = tl.ow0 + NR <= OW;
+      out[u] = tl;
+    }
+  }
   // f(first lane, count, image, offset in the output plane) for each valid run of the tile
   template <class F>
   void for_each_run(const Tile& tl, F&& f) const {
@@ -712,12 +736,17 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
         xt_total = p.C * chan;
         x_first = n * p.C * chan;
       }
-      if (in_y) std::fill(in_y, in_y + (je - jb) / NR, char(0));
+      // the block's tiles, worked out once (for every slice and the epilogue)
+      Tile* const tb = tile_buf.data() + tid * (JB / NR);
+      const int64_t nblk = (je - jb) / NR;
+      tiling.tiles_from(jb / NR, nblk, tb);
+      if (in_y) std::fill(in_y, in_y + nblk, char(0));
+      int64_t paired_in_y = 0;  // tiles of the block the edge pair wrote into y
       for (int64_t pc = 0; pc < K; pc += kc) {
         const int64_t kb = std::min<int64_t>(kc, K - pc);
         const bool acc = pc > 0;
         for (int64_t jt = jb; jt < je; jt += NR) {
-          const Tile tl = tiling.at(jt / NR);
+          const Tile& tl = tb[(jt - jb) / NR];
           const int64_t base = (tl.n * p.C + g * Cg) * chan + tl.q0 - x_first;  // in Xt
           const bool over = !exact && base + lane_reach + off_max >= xt_total + (in_place ? 0 : slack);
           const T* bpanel = panel;
@@ -739,7 +768,7 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
             const T* xb = Xt + base;
             const int64_t* ob = offs.data() + pc;
             if (pair_k && jt + NR < je) {
-              const Tile t2 = tiling.at(jt / NR + 1);
+              const Tile& t2 = tb[(jt - jb) / NR + 1];
               const int64_t base2 = (t2.n * p.C + g * Cg) * chan + t2.q0 - x_first;
               T *c1 = nullptr, *c2 = nullptr;
               int64_t n1 = 0, n2 = 0;
@@ -751,6 +780,7 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
                   kr.ukernel_edge_pair(int(edge_rows), kb, a, xb, ob, hi, base2 - base, c1 + i0 * P, n1,
                                        c2 + i0 * P, n2, P, bias, acc);
                   in_y[(jt - jb) / NR] = in_y[(jt - jb) / NR + 1] = 1;
+                  if (pc == 0) paired_in_y += 2;
                 } else {  // both to the block, for the epilogue (flat tiles with junk lanes)
                   kr.ukernel_edge_pair(int(edge_rows), kb, a, xb, ob, hi, base2 - base, cblock, NR, cblock + NR, NR,
                                        JB, nullptr, acc);
@@ -816,10 +846,8 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
       // epilogue: bias on the tiles written in place; the rest copied out of
       // the block (+ bias), adjacent runs merged -- a flat tiling's pieces of
       // one output row (an exact tiling's of whole images) go out as one run
-      Tile* const tb = tile_buf.data() + tid * (JB / NR);
-      const int64_t nblk = (je - jb) / NR;
+      if (paired_in_y == nblk) continue;  // nothing left to do
       const bool merge = tiling.mode != DirectTiling::kRows;
-      for (int64_t u = 0; u < nblk; ++u) tb[u] = tiling.at(jb / NR + u);
       for (int64_t i = i0; i < i1; ++i) {
         const T bv = b ? b[g * M + i] : T(0);
         const T* crow = cbuf + (i - i0) * JB;
