@@ -16,6 +16,16 @@ void register_runtime(py::module_& m) {
     set_num_threads(n);
   }, py::arg("n"));
   m.def("get_num_threads", &num_threads);
+  m.def(
+      "scratch_cache_info",
+      []() {
+        int64_t blocks = 0, bytes = 0;
+        scratch_cache_stats(&blocks, &bytes);
+        return py::make_tuple(blocks, bytes, int64_t(scratch_min_cached()));
+      },
+      "(blocks, bytes, smallest block kept) of the cache that large scratch buffers and results are taken from "
+      "and given back to (smallest 0: no cache, an AddressSanitizer build).");
+  m.def("scratch_cache_clear", &scratch_clear, "Free every block the scratch cache holds.");
   m.def("set_isa", &set_isa, py::arg("isa"));
   m.def("active_isa", &active_isa);
   m.def("available_isas", &available_isas);

@@ -18,6 +18,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "common/buffer.h"
 #include "common/check.h"
 
 namespace fastconv {
@@ -69,7 +70,33 @@ py::array_t<T> empty(const std::vector<int64_t>& shape, const char* what) {
   for (int64_t& d : extent) d = std::max<int64_t>(d, 1);
   checked_bytes(checked_numel(extent, what), sizeof(T), what);
   std::vector<py::ssize_t> s(shape.begin(), shape.end());
-  return py::array_t<T>(s);
+  const size_t bytes = size_t(checked_numel(shape, what)) * sizeof(T);
+  const size_t min_cached = scratch_min_cached();
+  if (min_cached == 0 || bytes < min_cached) return py::array_t<T>(s);
+  // A large result in a block of the scratch cache, given back to it when the
+  // array is freed (a capsule is its base): repeated calls -- each layer of a
+  // model, every inference -- reuse warm pages instead of faulting in fresh
+  // ones from the kernel.
+  struct Owned {
+    void* p;
+    size_t cap;
+  };
+  size_t cap = 0;
+  void* p = scratch_acquire((bytes + 63) & ~size_t(63), &cap);
+  if (!p) throw std::bad_alloc();
+  Owned* o = nullptr;
+  try {
+    o = new Owned{p, cap};
+  } catch (...) {
+    scratch_release(p, cap);
+    throw;
+  }
+  py::capsule owner(o, [](void* q) {
+    Owned* b = static_cast<Owned*>(q);
+    scratch_release(b->p, b->cap);
+    delete b;
+  });
+  return py::array_t<T>(s, static_cast<T*>(p), owner);
 }
 
 template <typename T>

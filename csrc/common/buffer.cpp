@@ -15,10 +15,10 @@ namespace {
 #if defined(__SANITIZE_ADDRESS__)
 constexpr size_t kMinCached = ~size_t(0);
 #else
-constexpr size_t kMinCached = size_t(1) << 20;
+constexpr size_t kMinCached = size_t(128) << 10;
 #endif
-constexpr size_t kMaxCachedTotal = size_t(64) << 20;
-constexpr int kMaxBlocks = 8;
+constexpr size_t kMaxCachedTotal = size_t(128) << 20;
+constexpr int kMaxBlocks = 16;
 
 struct Block {
   void* p;
@@ -100,5 +100,27 @@ void scratch_release(void* p, size_t cap) {
   }
   for (int i = 0; i < nevict; ++i) std::free(evict[i]);
 }
+
+void scratch_cache_stats(int64_t* blocks, int64_t* bytes) {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  *blocks = c.count;
+  *bytes = int64_t(c.total);
+}
+
+void scratch_clear() {
+  Cache& c = cache();
+  Block taken[kMaxBlocks];
+  int n = 0;
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    for (int i = 0; i < c.count; ++i) taken[n++] = c.blocks[i];
+    c.count = 0;
+    c.total = 0;
+  }
+  for (int i = 0; i < n; ++i) std::free(taken[i].p);
+}
+
+size_t scratch_min_cached() { return kMinCached == ~size_t(0) ? 0 : kMinCached; }
 
 }  // namespace fastconv

@@ -1,12 +1,14 @@
 // 64-byte aligned scratch owned by one call (never static: kernels run
 // concurrently once the GIL is released).
 //
-// Large blocks (>= 1 MB) are taken from and given back to a small process-wide
-// cache (scratch_acquire / scratch_release, buffer.cpp) instead of malloc/free:
-// glibc hands such sizes back to the kernel on free, and every call then paid
-// for page faults on fresh pages -- 14% of 32x128x16x16 3x3's weight gradient
-// (two 5 MB scratch copies per call) in a perf profile. Each block is owned by
-// one Buffer at a time; the cache holds at most a few blocks, 64 MB in all.
+// Large blocks (>= 128 KB) are taken from and given back to a small
+// process-wide cache (scratch_acquire / scratch_release, buffer.cpp) instead of
+// malloc/free: glibc hands such sizes back to the kernel on free, and every
+// call then paid for page faults on fresh pages -- 14% of 32x128x16x16 3x3's
+// weight gradient (two 5 MB scratch copies per call) in a perf profile. The
+// ops' large NumPy results come from the same cache (shim::empty) and go back
+// to it when the array is freed. Each block is owned by one user at a time;
+// the cache holds at most 16 blocks, 128 MB in all.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +24,11 @@ namespace fastconv {
 void* scratch_acquire(size_t bytes, size_t* cap);
 // Give back a block from scratch_acquire (cap as returned); it may be cached.
 void scratch_release(void* p, size_t cap);
+// Blocks the cache holds and their bytes; scratch_clear frees them all.
+void scratch_cache_stats(int64_t* blocks, int64_t* bytes);
+void scratch_clear();
+// Smallest block the cache keeps (0 under AddressSanitizer: none).
+size_t scratch_min_cached();
 
 template <typename T>
 class Buffer {
