@@ -615,6 +615,44 @@ def test_max_pool2d_stride2_rows_values_only(opts, W, dtype, isa, rng):
     assert np.array_equal(y2, ry, equal_nan=True)
 
 
+_SHORT_ROW_OPTS = {
+    "k2s2": dict(kernel_size=2),
+    "k3s2": dict(kernel_size=3, stride=2),
+    "k3x2s2": dict(kernel_size=(3, 2), stride=2),
+    "k2x3s2-padrows": dict(kernel_size=(2, 3), stride=2, padding=(1, 0)),
+    "k3s2-ceil": dict(kernel_size=3, stride=2, ceil_mode=True),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DT_IDS)
+@pytest.mark.parametrize(
+    "name,W",
+    [(n, W) for n, o in _SHORT_ROW_OPTS.items() for W in (2, 3, 4, 7, 10, 12, 13, 15, 16)
+     if W >= pool_pair(o["kernel_size"])[1]],  # (a window wider than the row: an error, tested elsewhere)
+)
+def test_max_pool2d_stride2_short_rows_values_only(name, W, dtype, isa, rng):
+    # rows of 1-7 outputs (LeNet's 10x10 -> 5x5; AVX2: one block per row, loads
+    # masked to the row, the store to its outputs) and of 8: NaN, Inf, signed-zero
+    # ties (the first in scan order is kept), first and last columns; planes next
+    # to each other in memory
+    opts = _SHORT_ROW_OPTS[name]
+    x = normal((3, 4, 6, W), rng, dtype).round(0)  # rounding makes ties, -0.0 among them
+    x[0, 0, 1, 0] = np.nan
+    x[0, 0, 3, W - 1] = np.nan
+    x[0, 1, 2, W // 2] = np.inf
+    x[1, 0, 4, 0] = np.nan
+    x[1, 0, 5, 0] = np.inf
+    x[1, 1] = -np.inf
+    x[2, 0] = 0.0
+    x[2, 0, :, ::2] = -0.0  # ties of -0.0 and 0.0: the first scanned is kept
+    x[2, 1, :, -1] = np.nan  # the last column, past the last window of odd rows
+    ry, _ = max_ref(x, opts)
+    y = F.max_pool2d(x, **opts)
+    assert np.array_equal(y, ry, equal_nan=True)
+    assert np.array_equal(np.signbit(y), np.signbit(ry))
+    assert np.array_equal(np.isnan(y), np.isnan(ry))
+
+
 @pytest.mark.parametrize(
     "opts",
     [dict(kernel_size=2), dict(kernel_size=3, stride=2), dict(kernel_size=(3, 2), stride=2, padding=(1, 0)),

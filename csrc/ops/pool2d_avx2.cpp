@@ -118,20 +118,31 @@ void max_s2(float* __restrict y, int64_t* __restrict ind, const float* __restric
 
 // Values only, the two commonest windows along the row: 2 and 3 columns at
 // stride 2 without column padding (LeNet's and VGG's 2x2/2, AlexNet's 3x3/2).
-// Per block of 8 outputs, the window's rows are reduced first on whole loaded
-// vectors (a = x[2q .. 2q+7], b = x[2q+8 .. 2q+15], and for 3 columns
-// a2 = x[2q+2 .. 2q+9], b2 = x[2q+9 .. 2q+16]), then the column taps are
-// picked out with one shuffle each in a common lane order, combined, and put
-// in output order by one permute. Every read is inside the row: taken only
+// Per block of 8 outputs, each window row is loaded as whole vectors
+// (a = x[2q .. 2q+7], b = x[2q+8 .. 2q+15], and for 3 columns
+// a2 = x[2q+2 .. 2q+9], b2 = x[2q+9 .. 2q+16]), its column taps picked out
+// with one shuffle each in a common lane order and combined, the rows
+// combined in turn, and the result put in output order by one permute. Every read is inside the row: taken only
 // when the last window ends inside it (not for a ceil_mode overhang). max_ps(v, cur) keeps cur on ties, like the
 // portable rule; a block whose inputs hold a NaN is redone by max_one, which
 // keeps the portable NaN rule exactly.
-bool max_s2_k23_values(float* __restrict y, const float* __restrict x, const Pool2dParams& p, const ColTap* taps,
-                       int64_t ntaps) {
-  if (p.sw != 2 || p.pw != 0 || p.dw != 1 || (p.KW != 2 && p.KW != 3) || p.OW < 8) return false;
-  if (2 * (p.OW - 1) + p.KW > p.W) return false;  // ceil_mode: the last window runs past the row
+// NARROW (rows of fewer than 8 outputs, W <= 16: LeNet's second pooling, 10x10
+// -> 5x5): one block per row, its loads masked to the row's W columns (no read
+// past the row; the zeros only reach lanes of outputs that do not exist) and
+// its store to the OW outputs. It replaced the portable loops there, whose
+// per-row overhead dominated: 64x16x10x10 2x2/2 98-129 us -> see the commit.
+template <bool NARROW>
+void max_s2_k23_rows(float* __restrict y, const float* __restrict x, const Pool2dParams& p, const ColTap* taps,
+                     int64_t ntaps) {
   const bool three = p.KW == 3;
   const __m256 ninf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  // lanes [0, n) of a register, n clamped to [0, 8]
+  auto lanes = [](int64_t n) {
+    const int c = int(std::min<int64_t>(8, std::max<int64_t>(0, n)));
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(c), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  };
+  const __m256i m0 = lanes(p.W), m8 = lanes(p.W - 8), m2 = lanes(p.W - 2), m9 = lanes(p.W - 9), mo = lanes(p.OW);
+  auto load = [](const float* r, __m256i m) { return NARROW ? _mm256_maskload_ps(r, m) : _mm256_loadu_ps(r); };
   for (int64_t oh = 0; oh < p.OH; ++oh) {
     float* yr = y + oh * p.OW;
     const int64_t hs = oh * p.sh - p.ph;
@@ -139,32 +150,50 @@ bool max_s2_k23_values(float* __restrict y, const float* __restrict x, const Poo
     int64_t kh0, kh1;
     row_range(hs, p.KH, p.dh, p.H, kh0, kh1);
     for (int64_t b = 0; b < p.OW; b += 8) {
-      const int64_t q = std::min(b, p.OW - 8);
-      __m256 va = ninf, vb = ninf, va2 = ninf, vb2 = ninf, nan = _mm256_setzero_ps();
+      const int64_t q = NARROW ? 0 : std::min(b, p.OW - 8);
+      // per window row, its column taps in order kw = 0, 1, 2 (lane order
+      // [0 1 4 5 | 2 3 6 7] for all of them), then the rows in order: the first
+      // maximum in scan order is kept, as by the portable rule (reducing the
+      // rows first had kept a -0.0 of the next row's first column over a 0.0
+      // of this row's second)
+      __m256 m = ninf, nan = _mm256_setzero_ps();
       for (int64_t kh = kh0; kh < kh1; ++kh) {
         const float* r = x + (hs + kh * p.dh) * p.W + 2 * q;
-        const __m256 a = _mm256_loadu_ps(r), bb = _mm256_loadu_ps(r + 8);
+        const __m256 a = load(r, m0), bb = load(r + 8, m8);
         nan = _mm256_or_ps(nan, _mm256_cmp_ps(a, bb, _CMP_UNORD_Q));
-        va = _mm256_max_ps(a, va);
-        vb = _mm256_max_ps(bb, vb);
+        __m256 h = _mm256_shuffle_ps(a, bb, _MM_SHUFFLE(2, 0, 2, 0));
+        h = _mm256_max_ps(_mm256_shuffle_ps(a, bb, _MM_SHUFFLE(3, 1, 3, 1)), h);
         if (three) {
-          const __m256 a2 = _mm256_loadu_ps(r + 2), b2 = _mm256_loadu_ps(r + 9);
+          const __m256 a2 = load(r + 2, m2), b2 = load(r + 9, m9);
           nan = _mm256_or_ps(nan, _mm256_cmp_ps(a2, b2, _CMP_UNORD_Q));
-          va2 = _mm256_max_ps(a2, va2);
-          vb2 = _mm256_max_ps(b2, vb2);
+          h = _mm256_max_ps(_mm256_shuffle_ps(a2, b2, _MM_SHUFFLE(3, 1, 2, 0)), h);
         }
+        m = _mm256_max_ps(h, m);  // (h > m ? h : m: ties keep the earlier row's)
       }
       if (_mm256_movemask_ps(nan)) {
-        for (int64_t ow = q; ow < q + 8; ++ow) max_one<false>(yr, nullptr, x, p, taps, ntaps, hs, kh0, kh1, h0, ow);
+        for (int64_t ow = q; ow < q + (NARROW ? p.OW : 8); ++ow)
+          max_one<false>(yr, nullptr, x, p, taps, ntaps, hs, kh0, kh1, h0, ow);
         continue;
       }
-      // lane order [0 1 4 5 | 2 3 6 7] for all taps; tap order kw = 0, 1, 2
-      __m256 m = _mm256_shuffle_ps(va, vb, _MM_SHUFFLE(2, 0, 2, 0));
-      m = _mm256_max_ps(_mm256_shuffle_ps(va, vb, _MM_SHUFFLE(3, 1, 3, 1)), m);
-      if (three) m = _mm256_max_ps(_mm256_shuffle_ps(va2, vb2, _MM_SHUFFLE(3, 1, 2, 0)), m);
-      _mm256_storeu_ps(yr + q, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(m), _MM_SHUFFLE(3, 1, 2, 0))));
+      m = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(m), _MM_SHUFFLE(3, 1, 2, 0)));
+      if (NARROW)
+        _mm256_maskstore_ps(yr, mo, m);
+      else
+        _mm256_storeu_ps(yr + q, m);
     }
   }
+}
+
+bool max_s2_k23_values(float* __restrict y, const float* __restrict x, const Pool2dParams& p, const ColTap* taps,
+                       int64_t ntaps) {
+  if (p.sw != 2 || p.pw != 0 || p.dw != 1 || (p.KW != 2 && p.KW != 3) || p.OW < 1) return false;
+  if (2 * (p.OW - 1) + p.KW > p.W) return false;  // ceil_mode: the last window runs past the row
+  if (p.OW >= 8)
+    max_s2_k23_rows<false>(y, x, p, taps, ntaps);
+  else if (p.W <= 16)
+    max_s2_k23_rows<true>(y, x, p, taps, ntaps);
+  else
+    return false;
   return true;
 }
 
@@ -273,11 +302,14 @@ bool fast_max_f32(float* y, int64_t* ind, const float* x, const Pool2dParams& p,
   // Rows shorter than one block go to the portable loops, whose selects
   // compile branch-free: max_one's per-output compares mispredict on real
   // data (64x16x10x10 2x2/2: 565 us here, 86 us there).
-  if (p.sw != 2 || p.OW < 8) return false;
+  if (p.sw != 2) return false;
   if (!ind) {
-    if (!max_s2_k23_values(y, x, p, taps, ntaps)) max_s2<false>(y, nullptr, x, p, taps, ntaps);
+    if (max_s2_k23_values(y, x, p, taps, ntaps)) return true;  // (rows of 1-7 outputs too, under masks)
+    if (p.OW < 8) return false;
+    max_s2<false>(y, nullptr, x, p, taps, ntaps);
     return true;
   }
+  if (p.OW < 8) return false;
   if (p.H * p.W >= (int64_t(1) << 31)) return false;  // indices ride in int32 lanes
   max_s2<true>(y, ind, x, p, taps, ntaps);
   return true;
