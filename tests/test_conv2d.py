@@ -354,6 +354,12 @@ DIRECT_CASES = [
     dict(N=1, C=4, H=6, W=9, OC=4, KH=3, KW=3, groups=4, padding=1),
     dict(N=2, C=3, H=9, W=6, OC=3, KH=3, KW=3, groups=3, padding=1),
     dict(N=1, C=3, H=10, W=12, OC=6, KH=5, KW=3, groups=3, padding=(2, 1), dilation=(1, 2)),
+    # exact tiling with output rows at least half a tile wide (AVX-512: 16 floats, 8
+    # doubles): panel rows built from two masked loads per half (pack_gap), halves
+    # crossing a row end or an image, the last partial tile run by run
+    dict(N=1, C=16, H=27, W=27, OC=64, KH=5, KW=5, padding=2),
+    dict(N=3, C=8, H=7, W=21, OC=96, KH=3, KW=3, padding=1),
+    dict(N=2, C=6, H=5, W=17, OC=40, KH=3, KW=3, padding=(1, 0), dilation=(1, 2)),
     # at most 6 output channels (AVX-512's edge pair: two position tiles per call, into
     # y where both are runs of it): row tiles with 28 valid lanes, an odd tile count
     # (the last one alone), pairs crossing images, K over two slices with the bias on the

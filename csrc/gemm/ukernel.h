@@ -119,6 +119,19 @@ using TransposeFn = void (*)(int64_t rows, int64_t cols, const T* src, int64_t l
 template <typename T>
 using CopyRunsFn = void (*)(int64_t kb, const T* src, const int64_t* offs, int64_t cnt, T* dst, int64_t ldd);
 
+// A whole exact-tiling panel row as two registers of nr/2 lanes: register v
+// takes lane l from src + offs[k] + at[v] + l, or, for the lanes set in
+// mask[v], from gap[v] further on (the register crosses the end of an output
+// row: its later lanes start the next row, or the next image). Reads only the
+// lanes it takes (masked loads). dst[k*ldd + v*nr/2 + l], k < kb.
+struct GapLanes {
+  int64_t at[2];
+  int64_t gap[2];
+  uint32_t mask[2];
+};
+template <typename T>
+using PackGapFn = void (*)(int64_t kb, const T* src, const int64_t* offs, const GapLanes& g, T* dst, int64_t ldd);
+
 // Input rows split into their `stride` column phases, zero-padded: for each
 // row q < rows (input row s + q*ls, output rows at d + q*ld), r < stride and
 // v < n, d[q*ld + r*dstep + v] = s[q*ls + i] where i = start + v*stride + r
@@ -163,6 +176,7 @@ struct GemmKernel {
   // C tile fewer times.
   int kc_direct;
   UKernelEdgePairFn<T> ukernel_edge_pair;
+  PackGapFn<T> pack_gap;  // (nullptr: copy_runs, run by run)
 };
 
 // FMA throughput probe: `iters` rounds of independent float FMAs on this

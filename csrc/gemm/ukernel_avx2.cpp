@@ -305,11 +305,11 @@ const KernelTable kAvx2 = {
     {sgemm_ukernel_6x16__avx2, sgemm_ukernel_off_6x16__avx2, sgemv__avx2, sdot4x3__avx2, 6, 16, 256, 144, 4096, "sgemm_ukernel_6x16__avx2",
      sgemm_ukernel_rows_6x16__avx2, 6, stranspose__avx2,
      sgemm_ukernel_gather_6x16__avx2, 6, nullptr, 0, scopy_runs__avx2, ssplit_row__avx2, ref::add_to<float>, nullptr,
-     sgemm_ukernel_off2_6x16__avx2, nullptr, nullptr, 0, nullptr},
+     sgemm_ukernel_off2_6x16__avx2, nullptr, nullptr, 0, nullptr, nullptr},
     {dgemm_ukernel_6x8__avx2, dgemm_ukernel_off_6x8__avx2, dgemv__avx2, ddot4x3__avx2, 6, 8, 256, 72, 2048, "dgemm_ukernel_6x8__avx2",
      dgemm_ukernel_rows_6x8__avx2, 6, dtranspose__avx2,
      dgemm_ukernel_gather_6x8__avx2, 6, nullptr, 0, dcopy_runs__avx2, ref::split_row<double>, ref::add_to<double>, nullptr,
-     dgemm_ukernel_off2_6x8__avx2, nullptr, nullptr, 0, nullptr},
+     dgemm_ukernel_off2_6x8__avx2, nullptr, nullptr, 0, nullptr, nullptr},
     fma_probe__avx2,
 };
 

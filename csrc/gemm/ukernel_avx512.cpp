@@ -429,6 +429,28 @@ void scopy_runs__avx512(int64_t kb, const float* src, const int64_t* offs, int64
     _mm512_mask_storeu_ps(d, m[h], _mm512_maskz_loadu_ps(m[h], s));
   });
 }
+// Whole panel rows (pack_gap in ukernel.h): two masked loads and one store per register.
+void spack_gap__avx512(int64_t kb, const float* src, const int64_t* offs, const GapLanes& g, float* dst, int64_t ldd) {
+  const __mmask16 m0 = __mmask16(g.mask[0]), m1 = __mmask16(g.mask[1]);
+  const float *p0 = src + g.at[0], *q0 = p0 + g.gap[0], *p1 = src + g.at[1], *q1 = p1 + g.gap[1];
+  for (int64_t k = 0; k < kb; ++k) {
+    const int64_t o = offs[k];
+    _mm512_storeu_ps(dst + k * ldd, _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(__mmask16(~m0), p0 + o), m0, q0 + o));
+    _mm512_storeu_ps(dst + k * ldd + 16,
+                     _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(__mmask16(~m1), p1 + o), m1, q1 + o));
+  }
+}
+void dpack_gap__avx512(int64_t kb, const double* src, const int64_t* offs, const GapLanes& g, double* dst,
+                       int64_t ldd) {
+  const __mmask8 m0 = __mmask8(g.mask[0]), m1 = __mmask8(g.mask[1]);
+  const double *p0 = src + g.at[0], *q0 = p0 + g.gap[0], *p1 = src + g.at[1], *q1 = p1 + g.gap[1];
+  for (int64_t k = 0; k < kb; ++k) {
+    const int64_t o = offs[k];
+    _mm512_storeu_pd(dst + k * ldd, _mm512_mask_loadu_pd(_mm512_maskz_loadu_pd(__mmask8(~m0), p0 + o), m0, q0 + o));
+    _mm512_storeu_pd(dst + k * ldd + 8,
+                     _mm512_mask_loadu_pd(_mm512_maskz_loadu_pd(__mmask8(~m1), p1 + o), m1, q1 + o));
+  }
+}
 void dcopy_runs__avx512(int64_t kb, const double* src, const int64_t* offs, int64_t cnt, double* dst, int64_t ldd) {
   const int64_t c0 = std::min<int64_t>(cnt, 8);
   const __mmask8 m[2] = {__mmask8((1u << c0) - 1u), __mmask8((1u << (cnt - c0)) - 1u)};
@@ -547,12 +569,12 @@ const KernelTable kAvx512 = {
      4096, "sgemm_ukernel_12x32__avx512", sgemm_ukernel_rows_8x32__avx512, 8,
      stranspose__avx512, sgemm_ukernel_gather_6x32__avx512, 6, sgemm_ukernel_gather_8x16__avx512, 8, scopy_runs__avx512, ssplit_row__avx512, sadd_to__avx512, sgemm_ukernel_edge_12x32__avx512,
      sgemm_ukernel_off2_12x32__avx512, sgemm_ukernel_off4_12x32__avx512, sgemm_ukernel_edge_split_12x32__avx512, 2304,
-     sgemm_ukernel_edge_pair_12x32__avx512},
+     sgemm_ukernel_edge_pair_12x32__avx512, spack_gap__avx512},
     {dgemm_ukernel_12x16__avx512, dgemm_ukernel_off_12x16__avx512, dgemv__avx512, ddot4x3__avx512, 12, 16, 192, 72,
      2048, "dgemm_ukernel_12x16__avx512", dgemm_ukernel_rows_8x16__avx512, 8,
      dtranspose__avx512, dgemm_ukernel_gather_6x16__avx512, 6, dgemm_ukernel_gather_8x8__avx512, 8, dcopy_runs__avx512, ref::split_row<double>, dadd_to__avx512, dgemm_ukernel_edge_12x16__avx512,
      dgemm_ukernel_off2_12x16__avx512, nullptr, dgemm_ukernel_edge_split_12x16__avx512, 2304,
-     dgemm_ukernel_edge_pair_12x16__avx512},
+     dgemm_ukernel_edge_pair_12x16__avx512, dpack_gap__avx512},
     fma_probe__avx512,
 };
 

@@ -72,10 +72,10 @@ const KernelTable kScalar = {
     "scalar",
     {sgemm_ukernel_4x8__scalar, sgemm_ukernel_off_4x8__scalar, sgemv__scalar, sdot4x3__scalar, 4, 8, 256, 128, 2048, "sgemm_ukernel_4x8__scalar",
      sgemm_ukernel_rows_4x8__scalar, 4, stranspose__scalar,
-     sgemm_ukernel_gather_4x8__scalar, 4, nullptr, 0, ref::copy_runs<float>, ref::split_row<float>, ref::add_to<float>, nullptr, nullptr, nullptr, nullptr, 0, nullptr},
+     sgemm_ukernel_gather_4x8__scalar, 4, nullptr, 0, ref::copy_runs<float>, ref::split_row<float>, ref::add_to<float>, nullptr, nullptr, nullptr, nullptr, 0, nullptr, nullptr},
     {dgemm_ukernel_4x4__scalar, dgemm_ukernel_off_4x4__scalar, dgemv__scalar, ddot4x3__scalar, 4, 4, 256, 64, 2048, "dgemm_ukernel_4x4__scalar",
      dgemm_ukernel_rows_4x4__scalar, 4, dtranspose__scalar,
-     dgemm_ukernel_gather_4x4__scalar, 4, nullptr, 0, ref::copy_runs<double>, ref::split_row<double>, ref::add_to<double>, nullptr, nullptr, nullptr, nullptr, 0, nullptr},
+     dgemm_ukernel_gather_4x4__scalar, 4, nullptr, 0, ref::copy_runs<double>, ref::split_row<double>, ref::add_to<double>, nullptr, nullptr, nullptr, nullptr, 0, nullptr, nullptr},
     fma_probe__scalar,
 };
 }  // namespace

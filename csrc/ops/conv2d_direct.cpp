@@ -541,7 +541,29 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   // last image are zero.
   const int64_t total_pos = checked_mul(p.N, p.P(), "conv2d positions");
   // (from Xb, whose element 0 is element `first` of Xs)
+  // Whole tiles where output rows are at least half a tile wide: each half of
+  // a panel row crosses at most one row end, so the ISA's pack_gap builds it
+  // from two masked loads instead of a copy per run.
+  const int64_t L = NR / 2;
+  const bool gap_ok = exact && kr.pack_gap && p.OW >= L;
+  auto pos_off = [&](int64_t j, int64_t g) {  // position j's element in Xs (channel g*Cg)
+    const int64_t n = j / p.P(), r = j - n * p.P(), oh = r / p.OW;
+    return (n * p.C + g * Cg) * chan + oh * Wp + (r - oh * p.OW);
+  };
   auto pack_exact = [&](const T* Xb, int64_t first, T* panel, int64_t g, int64_t jt, int64_t k0, int64_t kb) {
+    if (gap_ok && jt + NR <= total_pos) {
+      GapLanes gl{};
+      for (int v = 0; v < 2; ++v) {
+        const int64_t j = jt + v * L, ow = j % p.OW, s = std::min(L, p.OW - ow);
+        gl.at[v] = pos_off(j, g) - first;
+        if (s < L) {
+          gl.gap[v] = pos_off(j + s, g) - first - (gl.at[v] + s);
+          gl.mask[v] = uint32_t(((uint64_t(1) << L) - 1) & ~((uint64_t(1) << s) - 1));
+        }
+      }
+      kr.pack_gap(kb, Xb, offs.data() + k0, gl, panel, NR);
+      return;
+    }
     tiling.for_each_run(tiling.at(jt / NR), [&](int64_t l0, int64_t cnt, int64_t n, int64_t yoff) {
       const int64_t oh = yoff / p.OW, ow = yoff - oh * p.OW;
       kr.copy_runs(kb, Xb + (n * p.C + g * Cg) * chan - first + oh * Wp + ow, offs.data() + k0, cnt, panel + l0, NR);
