@@ -355,8 +355,9 @@ DIRECT_CASES = [
     dict(N=2, C=3, H=9, W=6, OC=3, KH=3, KW=3, groups=3, padding=1),
     dict(N=1, C=3, H=10, W=12, OC=6, KH=5, KW=3, groups=3, padding=(2, 1), dilation=(1, 2)),
     # exact tiling with output rows at least half a tile wide (AVX-512: 16 floats, 8
-    # doubles): panel rows built from two masked loads per half (pack_gap), halves
-    # crossing a row end or an image, the last partial tile run by run
+    # doubles): B rows read in place by the gap kernels, each half from two masked
+    # loads, halves crossing a row end or an image; M % 12 == 4 (the edge split) and
+    # fewer rows than a tile; the last partial tile on a packed panel
     dict(N=1, C=16, H=27, W=27, OC=64, KH=5, KW=5, padding=2),
     dict(N=3, C=8, H=7, W=21, OC=96, KH=3, KW=3, padding=1),
     dict(N=2, C=6, H=5, W=17, OC=40, KH=3, KW=3, padding=(1, 0), dilation=(1, 2)),

@@ -119,18 +119,24 @@ using TransposeFn = void (*)(int64_t rows, int64_t cols, const T* src, int64_t l
 template <typename T>
 using CopyRunsFn = void (*)(int64_t kb, const T* src, const int64_t* offs, int64_t cnt, T* dst, int64_t ldd);
 
-// A whole exact-tiling panel row as two registers of nr/2 lanes: register v
-// takes lane l from src + offs[k] + at[v] + l, or, for the lanes set in
-// mask[v], from gap[v] further on (the register crosses the end of an output
-// row: its later lanes start the next row, or the next image). Reads only the
-// lanes it takes (masked loads). dst[k*ldd + v*nr/2 + l], k < kb.
+// A whole exact-tiling B row read in place as two registers of nr/2 lanes:
+// register v takes lane l from b + offs[k] + at[v] + l, or, for the lanes set
+// in mask[v], from gap[v] further on (the register crosses the end of an
+// output row: its later lanes start the next row, or the next image). Only
+// the lanes taken are read (masked loads).
 struct GapLanes {
   int64_t at[2];
   int64_t gap[2];
   uint32_t mask[2];
 };
+
+// The packed-A tile kernels with the exact tiling's B rows read in place as
+// GapLanes says (no B panel): rows == mr the full kernel, split the edge split
+// (UKernelEdgeSplitFn's 8 rows), else the first `rows` (<= 8) rows as
+// UKernelEdgeFn. Sums in the same order as on a packed panel.
 template <typename T>
-using PackGapFn = void (*)(int64_t kb, const T* src, const int64_t* offs, const GapLanes& g, T* dst, int64_t ldd);
+using UKernelGapFn = void (*)(int rows, bool split, int64_t kc, const T* a, const T* b, const int64_t* offs,
+                              const GapLanes& g, T* c, int64_t ldc, bool accumulate);
 
 // Input rows split into their `stride` column phases, zero-padded: for each
 // row q < rows (input row s + q*ls, output rows at d + q*ld), r < stride and
@@ -176,7 +182,7 @@ struct GemmKernel {
   // C tile fewer times.
   int kc_direct;
   UKernelEdgePairFn<T> ukernel_edge_pair;
-  PackGapFn<T> pack_gap;  // (nullptr: copy_runs, run by run)
+  UKernelGapFn<T> ukernel_gap;
 };
 
 // FMA throughput probe: `iters` rounds of independent float FMAs on this

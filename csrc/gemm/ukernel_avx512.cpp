@@ -54,6 +54,37 @@ struct QuarterRows {
   }
 };
 
+// B rows read in place as GapLanes says: each register from a masked load of
+// its lanes before the row end and a masked merge of those after it.
+template <typename M>
+struct GapRows {
+  const int64_t* offs;
+  int64_t at0, at1, g0, g1;
+  M m0, m1;
+  template <typename T>
+  const T* operator()(const T* b, int64_t k) const { return b + offs[k]; }
+  template <class Load>
+  __m512 first(const float* bk, Load) const {
+    return _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(M(~m0), bk + at0), m0, bk + at0 + g0);
+  }
+  template <class Load>
+  __m512 second(const float* bk, Load) const {
+    return _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(M(~m1), bk + at1), m1, bk + at1 + g1);
+  }
+  template <class Load>
+  __m512d first(const double* bk, Load) const {
+    return _mm512_mask_loadu_pd(_mm512_maskz_loadu_pd(M(~m0), bk + at0), m0, bk + at0 + g0);
+  }
+  template <class Load>
+  __m512d second(const double* bk, Load) const {
+    return _mm512_mask_loadu_pd(_mm512_maskz_loadu_pd(M(~m1), bk + at1), m1, bk + at1 + g1);
+  }
+};
+template <typename M>
+GapRows<M> gap_rows(const int64_t* offs, const GapLanes& g) {
+  return GapRows<M>{offs, g.at[0], g.at[1], g.gap[0], g.gap[1], M(g.mask[0]), M(g.mask[1])};
+}
+
 // V: __m512 / __m512d; L = lanes per register. Rows 0..11 of the tile, two registers each.
 template <typename T, typename V, int L, class Rows, class Load, class Set1, class Fma, class Add, class Store>
 __attribute__((always_inline)) inline void gemm_12x2v_body(int64_t kc, const T* __restrict a, const T* __restrict b,
@@ -354,6 +385,30 @@ void dgemm_ukernel_edge_pair_12x16__avx512(int rows, int64_t kc, const double* a
                                            double* c2, int64_t n2, int64_t ldc, const double* bias, bool acc) {
   gemm_edge_pair<double, __m512d, 8, OpsD512>(rows, kc, a, b, offs, hi, d2, c, n1, c2, n2, ldc, bias, acc);
 }
+void sgemm_ukernel_gap_12x32__avx512(int rows, bool split, int64_t kc, const float* a, const float* b,
+                                     const int64_t* offs, const GapLanes& g, float* c, int64_t ldc, bool acc) {
+  const GapRows<__mmask16> r = gap_rows<__mmask16>(offs, g);
+  if (split)
+    gemm_edge_body<8, float, __m512, 16, GapRows<__mmask16>, OpsF512, true>(8, kc, a, b, r, c, ldc, acc);
+  else if (rows == 12)
+    sgemm_12x32(kc, a, b, r, c, ldc, acc);
+  else if (rows <= 4)
+    gemm_edge_body<4, float, __m512, 16, GapRows<__mmask16>, OpsF512>(rows, kc, a, b, r, c, ldc, acc);
+  else
+    gemm_edge_body<8, float, __m512, 16, GapRows<__mmask16>, OpsF512>(rows, kc, a, b, r, c, ldc, acc);
+}
+void dgemm_ukernel_gap_12x16__avx512(int rows, bool split, int64_t kc, const double* a, const double* b,
+                                     const int64_t* offs, const GapLanes& g, double* c, int64_t ldc, bool acc) {
+  const GapRows<__mmask8> r = gap_rows<__mmask8>(offs, g);
+  if (split)
+    gemm_edge_body<8, double, __m512d, 8, GapRows<__mmask8>, OpsD512, true>(8, kc, a, b, r, c, ldc, acc);
+  else if (rows == 12)
+    dgemm_12x16(kc, a, b, r, c, ldc, acc);
+  else if (rows <= 4)
+    gemm_edge_body<4, double, __m512d, 8, GapRows<__mmask8>, OpsD512>(rows, kc, a, b, r, c, ldc, acc);
+  else
+    gemm_edge_body<8, double, __m512d, 8, GapRows<__mmask8>, OpsD512>(rows, kc, a, b, r, c, ldc, acc);
+}
 void sgemm_ukernel_edge_12x32__avx512(int rows, int64_t kc, const float* a, const float* b, const int64_t* offs,
                                       int64_t hi, float* c, int64_t ldc, bool acc) {
   gemm_edge<float, __m512, 16, OpsF512>(rows, kc, a, b, offs, hi, c, ldc, acc);
@@ -428,28 +483,6 @@ void scopy_runs__avx512(int64_t kb, const float* src, const int64_t* offs, int64
   copy_runs_body(kb, src, offs, dst, ldd, 16, cnt > 16, [&m](float* d, const float* s, int h) {
     _mm512_mask_storeu_ps(d, m[h], _mm512_maskz_loadu_ps(m[h], s));
   });
-}
-// Whole panel rows (pack_gap in ukernel.h): two masked loads and one store per register.
-void spack_gap__avx512(int64_t kb, const float* src, const int64_t* offs, const GapLanes& g, float* dst, int64_t ldd) {
-  const __mmask16 m0 = __mmask16(g.mask[0]), m1 = __mmask16(g.mask[1]);
-  const float *p0 = src + g.at[0], *q0 = p0 + g.gap[0], *p1 = src + g.at[1], *q1 = p1 + g.gap[1];
-  for (int64_t k = 0; k < kb; ++k) {
-    const int64_t o = offs[k];
-    _mm512_storeu_ps(dst + k * ldd, _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(__mmask16(~m0), p0 + o), m0, q0 + o));
-    _mm512_storeu_ps(dst + k * ldd + 16,
-                     _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(__mmask16(~m1), p1 + o), m1, q1 + o));
-  }
-}
-void dpack_gap__avx512(int64_t kb, const double* src, const int64_t* offs, const GapLanes& g, double* dst,
-                       int64_t ldd) {
-  const __mmask8 m0 = __mmask8(g.mask[0]), m1 = __mmask8(g.mask[1]);
-  const double *p0 = src + g.at[0], *q0 = p0 + g.gap[0], *p1 = src + g.at[1], *q1 = p1 + g.gap[1];
-  for (int64_t k = 0; k < kb; ++k) {
-    const int64_t o = offs[k];
-    _mm512_storeu_pd(dst + k * ldd, _mm512_mask_loadu_pd(_mm512_maskz_loadu_pd(__mmask8(~m0), p0 + o), m0, q0 + o));
-    _mm512_storeu_pd(dst + k * ldd + 8,
-                     _mm512_mask_loadu_pd(_mm512_maskz_loadu_pd(__mmask8(~m1), p1 + o), m1, q1 + o));
-  }
 }
 void dcopy_runs__avx512(int64_t kb, const double* src, const int64_t* offs, int64_t cnt, double* dst, int64_t ldd) {
   const int64_t c0 = std::min<int64_t>(cnt, 8);
@@ -569,12 +602,12 @@ const KernelTable kAvx512 = {
      4096, "sgemm_ukernel_12x32__avx512", sgemm_ukernel_rows_8x32__avx512, 8,
      stranspose__avx512, sgemm_ukernel_gather_6x32__avx512, 6, sgemm_ukernel_gather_8x16__avx512, 8, scopy_runs__avx512, ssplit_row__avx512, sadd_to__avx512, sgemm_ukernel_edge_12x32__avx512,
      sgemm_ukernel_off2_12x32__avx512, sgemm_ukernel_off4_12x32__avx512, sgemm_ukernel_edge_split_12x32__avx512, 2304,
-     sgemm_ukernel_edge_pair_12x32__avx512, spack_gap__avx512},
+     sgemm_ukernel_edge_pair_12x32__avx512, sgemm_ukernel_gap_12x32__avx512},
     {dgemm_ukernel_12x16__avx512, dgemm_ukernel_off_12x16__avx512, dgemv__avx512, ddot4x3__avx512, 12, 16, 192, 72,
      2048, "dgemm_ukernel_12x16__avx512", dgemm_ukernel_rows_8x16__avx512, 8,
      dtranspose__avx512, dgemm_ukernel_gather_6x16__avx512, 6, dgemm_ukernel_gather_8x8__avx512, 8, dcopy_runs__avx512, ref::split_row<double>, dadd_to__avx512, dgemm_ukernel_edge_12x16__avx512,
      dgemm_ukernel_off2_12x16__avx512, nullptr, dgemm_ukernel_edge_split_12x16__avx512, 2304,
-     dgemm_ukernel_edge_pair_12x16__avx512, dpack_gap__avx512},
+     dgemm_ukernel_edge_pair_12x16__avx512, dgemm_ukernel_gap_12x16__avx512},
     fma_probe__avx512,
 };
 

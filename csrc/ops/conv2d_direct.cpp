@@ -525,9 +525,19 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   // (AVX-512: 8 rows against 12), only while no prepacked panels are at hand:
   // alternated in one process, 1 and 2 threads, the row kernel was 1.06-1.31x
   // faster on batch-1/2 layers of 8x8 and 16x16 (1x256x8x8 3x3: 0.40 -> 0.33 ms).
+  // Exact tiling with output rows at least half a tile wide, where the ISA has
+  // the gap kernels (AVX-512): no B panels at all -- each whole tile's B rows
+  // are read in place, each half from two masked loads (UKernelGapFn) -- and
+  // the packed A on the 12-row kernel instead of the row kernel. Alternated
+  // in one process at 1 thread against the row kernel on packed B panels, 2
+  // runs: AlexNet conv2 1.86-1.90 -> 1.82-1.83 ms, its data gradient
+  // 2.04-2.11 -> 1.95-1.96; at 2 threads 1.10-1.11 -> 1.07-1.08 for the data
+  // gradient, the forward within noise; AlexNet conv1, the strided 3x3 and
+  // 1x256x8x8 within noise.
   const bool have_pack = pack && pack->matches(w, p.G, M, K);
+  const bool gap_k = exact && kr.ukernel_gap && p.OW >= kr.nr / 2;
   const bool a_rows = exact && tiling.tiles <= kFewTiles && kr.ukernel_rows &&
-                      (kr.rows_mr == MR || !have_pack);
+                      (kr.rows_mr == MR || !have_pack) && !gap_k;
   const int AM = a_rows ? kr.rows_mr : MR;  // rows per A tile
   if (AM != MR) s = split_tiles(M, J, AM, NR, kr.nc, p.G, nthreads);
   const int64_t asz = a_rows ? 0 : prepacked_a_size(M, K, kr), Mpad = round_up(M, MR);
@@ -541,29 +551,27 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   // last image are zero.
   const int64_t total_pos = checked_mul(p.N, p.P(), "conv2d positions");
   // (from Xb, whose element 0 is element `first` of Xs)
-  // Whole tiles where output rows are at least half a tile wide: each half of
-  // a panel row crosses at most one row end, so the ISA's pack_gap builds it
-  // from two masked loads instead of a copy per run.
+  // Whole tiles on the gap kernels (gap_k): output rows at least half a tile
+  // wide, so each half of a B row crosses at most one row end.
   const int64_t L = NR / 2;
-  const bool gap_ok = exact && kr.pack_gap && p.OW >= L;
   auto pos_off = [&](int64_t j, int64_t g) {  // position j's element in Xs (channel g*Cg)
     const int64_t n = j / p.P(), r = j - n * p.P(), oh = r / p.OW;
     return (n * p.C + g * Cg) * chan + oh * Wp + (r - oh * p.OW);
   };
-  auto pack_exact = [&](const T* Xb, int64_t first, T* panel, int64_t g, int64_t jt, int64_t k0, int64_t kb) {
-    if (gap_ok && jt + NR <= total_pos) {
-      GapLanes gl{};
-      for (int v = 0; v < 2; ++v) {
-        const int64_t j = jt + v * L, ow = j % p.OW, s = std::min(L, p.OW - ow);
-        gl.at[v] = pos_off(j, g) - first;
-        if (s < L) {
-          gl.gap[v] = pos_off(j + s, g) - first - (gl.at[v] + s);
-          gl.mask[v] = uint32_t(((uint64_t(1) << L) - 1) & ~((uint64_t(1) << s) - 1));
-        }
+  // a whole tile's two halves as GapLanes (relative to Xb, element `first` of Xs)
+  auto gap_lanes = [&](int64_t first, int64_t g, int64_t jt) {
+    GapLanes gl{};
+    for (int v = 0; v < 2; ++v) {
+      const int64_t j = jt + v * L, ow = j % p.OW, s = std::min(L, p.OW - ow);
+      gl.at[v] = pos_off(j, g) - first;
+      if (s < L) {
+        gl.gap[v] = pos_off(j + s, g) - first - (gl.at[v] + s);
+        gl.mask[v] = uint32_t(((uint64_t(1) << L) - 1) & ~((uint64_t(1) << s) - 1));
       }
-      kr.pack_gap(kb, Xb, offs.data() + k0, gl, panel, NR);
-      return;
     }
+    return gl;
+  };
+  auto pack_exact = [&](const T* Xb, int64_t first, T* panel, int64_t g, int64_t jt, int64_t k0, int64_t kb) {
     tiling.for_each_run(tiling.at(jt / NR), [&](int64_t l0, int64_t cnt, int64_t n, int64_t yoff) {
       const int64_t oh = yoff / p.OW, ow = yoff - oh * p.OW;
       kr.copy_runs(kb, Xb + (n * p.C + g * Cg) * chan - first + oh * Wp + ow, offs.data() + k0, cnt, panel + l0, NR);
@@ -601,7 +609,7 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   // the old 32 MB limit, alternated in one process at 2 threads: 1x128x16x16 3x3 (1.2 MB
   // of panels) 0.347 -> 0.292 ms; AlexNet conv2 (4.7 MB) 1.58 -> 1.29 ms in a
   // slow spell, 1.04 -> 1.03 out of one; 1x256x8x8 (0.6 MB) keeps them.
-  const bool bpre = bpre_size > 0 && bpre_size * int64_t(sizeof(T)) <= (int64_t(1) << 20);
+  const bool bpre = bpre_size > 0 && bpre_size * int64_t(sizeof(T)) <= (int64_t(1) << 20) && !gap_k;
   Buffer<T> bpanels(bpre ? bpre_size : 0, "conv2d packed input");
   if (bpre) {
     if (!in_place) build_shared();
@@ -774,7 +782,7 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
           const T* bpanel = panel;
           if (bpre) {
             bpanel = bpanels.data() + (g * tiling.tiles + jt / NR) * K * NR + pc * NR;
-          } else if (exact) {
+          } else if (exact && !(gap_k && jt + NR <= total_pos)) {
             pack_exact(Xt, x_first, panel, g, jt, pc, kb);
           } else if (over) {  // only possible at the very end of x: pack with zero fill
             for (int64_t k = 0; k < kb; ++k)
@@ -846,6 +854,17 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
               continue;
             }
             const T* a = ag + Mpad * pc + (ir / MR) * MR * kb;
+            if (gap_k && jt + NR <= total_pos) {
+              const GapLanes gl = gap_lanes(x_first, g, jt);
+              const int64_t* ob = offs.data() + pc;
+              if (ir == i_split) {
+                kr.ukernel_gap(8, false, kb, a, Xt, ob, gl, c, ldc, acc);
+                kr.ukernel_gap(8, true, kb, a, Xt, ob, gl, c + 8 * ldc, ldc, acc);
+                break;
+              }
+              kr.ukernel_gap(edge_k && ir == i_full ? int(edge_rows) : MR, false, kb, a, Xt, ob, gl, c, ldc, acc);
+              continue;
+            }
             if (ir == i_split) {  // rows [ir, i1): the last ones
               const T* bb = over || exact ? bpanel : Xt + base;
               const int64_t* bo = over || exact ? nullptr : offs.data() + pc;
