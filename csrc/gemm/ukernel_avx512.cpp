@@ -63,22 +63,17 @@ struct GapRows {
   M m0, m1;
   template <typename T>
   const T* operator()(const T* b, int64_t k) const { return b + offs[k]; }
-  template <class Load>
-  __m512 first(const float* bk, Load) const {
-    return _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(M(~m0), bk + at0), m0, bk + at0 + g0);
+  // lanes outside m from p, those in m from p + gap
+  static __m512 half(const float* p, int64_t gap, M m) {
+    return _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(M(~m), p), m, p + gap);
   }
-  template <class Load>
-  __m512 second(const float* bk, Load) const {
-    return _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(M(~m1), bk + at1), m1, bk + at1 + g1);
+  static __m512d half(const double* p, int64_t gap, M m) {
+    return _mm512_mask_loadu_pd(_mm512_maskz_loadu_pd(M(~m), p), m, p + gap);
   }
-  template <class Load>
-  __m512d first(const double* bk, Load) const {
-    return _mm512_mask_loadu_pd(_mm512_maskz_loadu_pd(M(~m0), bk + at0), m0, bk + at0 + g0);
-  }
-  template <class Load>
-  __m512d second(const double* bk, Load) const {
-    return _mm512_mask_loadu_pd(_mm512_maskz_loadu_pd(M(~m1), bk + at1), m1, bk + at1 + g1);
-  }
+  template <typename T, class Load>
+  auto first(const T* bk, Load) const { return half(bk + at0, g0, m0); }
+  template <typename T, class Load>
+  auto second(const T* bk, Load) const { return half(bk + at1, g1, m1); }
 };
 template <typename M>
 GapRows<M> gap_rows(const int64_t* offs, const GapLanes& g) {
@@ -385,29 +380,31 @@ void dgemm_ukernel_edge_pair_12x16__avx512(int rows, int64_t kc, const double* a
                                            double* c2, int64_t n2, int64_t ldc, const double* bias, bool acc) {
   gemm_edge_pair<double, __m512d, 8, OpsD512>(rows, kc, a, b, offs, hi, d2, c, n1, c2, n2, ldc, bias, acc);
 }
+// UKernelGapFn over one element type: `full` is the 12-row kernel on GapRows.
+template <typename T, typename V, int L, typename M, class Ops, class Full>
+void gemm_gap(int rows, bool split, int64_t kc, const T* a, const T* b, const int64_t* offs, const GapLanes& g, T* c,
+              int64_t ldc, bool acc, Full full) {
+  const GapRows<M> r = gap_rows<M>(offs, g);
+  if (split)
+    gemm_edge_body<8, T, V, L, GapRows<M>, Ops, true>(8, kc, a, b, r, c, ldc, acc);
+  else if (rows == 12)
+    full(kc, a, b, r, c, ldc, acc);
+  else if (rows <= 4)
+    gemm_edge_body<4, T, V, L, GapRows<M>, Ops>(rows, kc, a, b, r, c, ldc, acc);
+  else
+    gemm_edge_body<8, T, V, L, GapRows<M>, Ops>(rows, kc, a, b, r, c, ldc, acc);
+}
 void sgemm_ukernel_gap_12x32__avx512(int rows, bool split, int64_t kc, const float* a, const float* b,
                                      const int64_t* offs, const GapLanes& g, float* c, int64_t ldc, bool acc) {
-  const GapRows<__mmask16> r = gap_rows<__mmask16>(offs, g);
-  if (split)
-    gemm_edge_body<8, float, __m512, 16, GapRows<__mmask16>, OpsF512, true>(8, kc, a, b, r, c, ldc, acc);
-  else if (rows == 12)
-    sgemm_12x32(kc, a, b, r, c, ldc, acc);
-  else if (rows <= 4)
-    gemm_edge_body<4, float, __m512, 16, GapRows<__mmask16>, OpsF512>(rows, kc, a, b, r, c, ldc, acc);
-  else
-    gemm_edge_body<8, float, __m512, 16, GapRows<__mmask16>, OpsF512>(rows, kc, a, b, r, c, ldc, acc);
+  gemm_gap<float, __m512, 16, __mmask16, OpsF512>(rows, split, kc, a, b, offs, g, c, ldc, acc, [](auto... args) {
+    sgemm_12x32(args...);
+  });
 }
 void dgemm_ukernel_gap_12x16__avx512(int rows, bool split, int64_t kc, const double* a, const double* b,
                                      const int64_t* offs, const GapLanes& g, double* c, int64_t ldc, bool acc) {
-  const GapRows<__mmask8> r = gap_rows<__mmask8>(offs, g);
-  if (split)
-    gemm_edge_body<8, double, __m512d, 8, GapRows<__mmask8>, OpsD512, true>(8, kc, a, b, r, c, ldc, acc);
-  else if (rows == 12)
-    dgemm_12x16(kc, a, b, r, c, ldc, acc);
-  else if (rows <= 4)
-    gemm_edge_body<4, double, __m512d, 8, GapRows<__mmask8>, OpsD512>(rows, kc, a, b, r, c, ldc, acc);
-  else
-    gemm_edge_body<8, double, __m512d, 8, GapRows<__mmask8>, OpsD512>(rows, kc, a, b, r, c, ldc, acc);
+  gemm_gap<double, __m512d, 8, __mmask8, OpsD512>(rows, split, kc, a, b, offs, g, c, ldc, acc, [](auto... args) {
+    dgemm_12x16(args...);
+  });
 }
 void sgemm_ukernel_edge_12x32__avx512(int rows, int64_t kc, const float* a, const float* b, const int64_t* offs,
                                       int64_t hi, float* c, int64_t ldc, bool acc) {
