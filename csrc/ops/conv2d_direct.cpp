@@ -592,8 +592,16 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   // block packing its panels): 1x128x16x16 3x3 (8 tiles) 0.197 -> 0.174 ms,
   // its dx 0.221 -> 0.199; AlexNet conv2 (23 tiles) 1.000 -> 0.989, its dx
   // (64 rows) 1.224 -> 1.110; 1x256x8x8 (2 tiles) within noise.
+  // On the gap kernels no B panel is packed, so a row split reads B twice but
+  // packs nothing twice: where M splits into whole 12-row tiles per thread it
+  // balances exactly, against 12 and 11 tiles for AlexNet conv2's 23.
+  // Alternated in one process at 2 threads, 2 runs: that layer 0.99-1.07 ->
+  // 0.94-1.00 ms (separate processes against c1bf54f, 3 runs: 0.969-0.982 ->
+  // 0.944-0.952); its data gradient (M = 64, not split so) unchanged.
+  const bool rows_even = gap_k && M % (int64_t(MR) * nthreads) == 0;
   const bool tile_split = exact && tiling.tiles <= kFewTiles && nthreads > 1 && tiling.tiles >= nthreads &&
-                          10 * ceil_div(tiling.tiles, int64_t(nthreads)) * nthreads <= 11 * tiling.tiles;
+                          10 * ceil_div(tiling.tiles, int64_t(nthreads)) * nthreads <= 11 * tiling.tiles &&
+                          !rows_even;
   if (tile_split) {
     s.ncount = nthreads;
     s.nblock = ceil_div(tiling.tiles, int64_t(nthreads)) * NR;
