@@ -661,8 +661,11 @@ THREAD_CASES = [
     dict(N=1, C=3, H=63, W=63, OC=16, KH=11, KW=11, stride=4, padding=2),  # phase planes in bands
     # batch 1, rows split between the threads: a padded copy per thread
     dict(N=1, C=16, H=20, W=20, OC=48, KH=3, KW=3, padding=1),
-    # batch 1, few exact tiles: a block of tiles per thread
+    # batch 1, few exact tiles: rows split between the threads where M is whole 12-row
+    # tiles per thread on AVX-512's gap kernels (48), else a block of tiles per thread
+    # (40, and the data gradients' 16 rows)
     dict(N=1, C=16, H=27, W=27, OC=48, KH=5, KW=5, padding=2),
+    dict(N=1, C=16, H=27, W=27, OC=40, KH=5, KW=5, padding=2),
 ]
 
 
