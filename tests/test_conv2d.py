@@ -822,6 +822,21 @@ def test_matches_pytorch(cfg, dtype, rng):
 # extreme but valid options: sizes near the int64 limit must give the right (tiny) answer
 
 
+@pytest.mark.parametrize("stride", [(2**32 + 1, 2**32 + 1), (2**62, 2**62), (65, 2**40)])
+def test_huge_strides_on_both_axes(stride):
+    # one output position; the strides' product (the phase-plane count) must not
+    # overflow on the way to choosing the kernel (UBSan: signed overflow, found by
+    # the fuzzer under the sanitizers)
+    x = np.arange(12, dtype=np.float32).reshape(1, 1, 3, 4)
+    w = np.full((2, 1, 2, 2), 0.5, np.float32)
+    y = F.conv2d(x, w, stride=stride)
+    assert y.shape == (1, 2, 1, 1) and np.array_equal(y[0, :, 0, 0], np.full(2, 0.5 * (0 + 1 + 4 + 5), np.float32))
+    dx, dw, db = F.conv2d_backward(np.ones_like(y), x, w, stride=stride)
+    want_dx = np.zeros_like(x)
+    want_dx[0, 0, :2, :2] = 1.0
+    assert np.array_equal(dx, want_dx) and np.array_equal(dw, np.broadcast_to(x[:, :, :2, :2], w.shape))
+
+
 @pytest.mark.parametrize("axis", ["h", "w"])
 @pytest.mark.parametrize("groups", [1, 2])
 def test_huge_stride_and_padding(axis, groups):

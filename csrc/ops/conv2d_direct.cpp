@@ -98,6 +98,7 @@ bool conv2d_direct_forward_applies(const Conv2dParams& p) {
   // (more when the stride exceeds the kernel's reach: 1x1/2 keeps a quarter);
   // keep that bounded, and keep the phase count small enough that each tile
   // still reads long runs.
+  if (p.stride_h > 64 || p.stride_w > 64) return false;  // (and their product cannot overflow)
   const int64_t S = p.stride_h * p.stride_w;
   if (S > 64) return false;
   // every phase plane must be read by some tap (1x1/2 would build 4 planes and
@@ -550,7 +551,6 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   // of kb rows of NR, run by run (runs cross rows and images); lanes past the
   // last image are zero.
   const int64_t total_pos = checked_mul(p.N, p.P(), "conv2d positions");
-  // (from Xb, whose element 0 is element `first` of Xs)
   // Whole tiles on the gap kernels (gap_k): output rows at least half a tile
   // wide, so each half of a B row crosses at most one row end.
   const int64_t L = NR / 2;
@@ -571,6 +571,7 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
     }
     return gl;
   };
+  // (from Xb, whose element 0 is element `first` of Xs)
   auto pack_exact = [&](const T* Xb, int64_t first, T* panel, int64_t g, int64_t jt, int64_t k0, int64_t kb) {
     tiling.for_each_run(tiling.at(jt / NR), [&](int64_t l0, int64_t cnt, int64_t n, int64_t yoff) {
       const int64_t oh = yoff / p.OW, ow = yoff - oh * p.OW;
@@ -788,9 +789,11 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
           const int64_t base = (tl.n * p.C + g * Cg) * chan + tl.q0 - x_first;  // in Xt
           const bool over = !exact && base + lane_reach + off_max >= xt_total + (in_place ? 0 : slack);
           const T* bpanel = panel;
+          const bool gap_tile = gap_k && jt + NR <= total_pos;  // B read in place
+          const GapLanes gl = gap_tile ? gap_lanes(x_first, g, jt) : GapLanes{};
           if (bpre) {
             bpanel = bpanels.data() + (g * tiling.tiles + jt / NR) * K * NR + pc * NR;
-          } else if (exact && !(gap_k && jt + NR <= total_pos)) {
+          } else if (exact && !gap_tile) {
             pack_exact(Xt, x_first, panel, g, jt, pc, kb);
           } else if (over) {  // only possible at the very end of x: pack with zero fill
             for (int64_t k = 0; k < kb; ++k)
@@ -862,8 +865,7 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
               continue;
             }
             const T* a = ag + Mpad * pc + (ir / MR) * MR * kb;
-            if (gap_k && jt + NR <= total_pos) {
-              const GapLanes gl = gap_lanes(x_first, g, jt);
+            if (gap_tile) {
               const int64_t* ob = offs.data() + pc;
               if (ir == i_split) {
                 kr.ukernel_gap(8, false, kb, a, Xt, ob, gl, c, ldc, acc);
