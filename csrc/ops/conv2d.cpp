@@ -507,10 +507,12 @@ void conv2d_backward_data(T* dx, const T* dy, const T* w, const Conv2dParams& p)
   // Then dx is read back out of the phase planes. Instead of a run per output
   // row: LeNet's 10-wide rows had spent 63% of conv2's dx in that walk. The
   // walk stays for shapes whose phase planes would dwarf dx and dy.
-  const int64_t sh = p.stride_h, sw = p.stride_w, S = sh * sw;
+  const int64_t sh = p.stride_h, sw = p.stride_w;
   const int64_t Hq = p.OH + p.dil_h * (p.KH - 1) / sh, Wq = p.OW + p.dil_w * (p.KW - 1) / sw;
+  // (the phase count in double: two strides over 2**31 would overflow int64)
   const bool pitch = sw <= 8 && p.pad_t >= 0 && p.pad_l >= 0 &&
-                     double(S) * Hq * Wq <= 4.0 * (double(p.H) * p.W + double(P)) + 65536;
+                     double(sh) * double(sw) * Hq * Wq <= 4.0 * (double(p.H) * p.W + double(P)) + 65536;
+  const int64_t S = pitch ? sh * sw : 0;  // phase planes per channel (bounded by the test above); pitch form only
   const int64_t J = pitch ? (p.OH - 1) * Wq + p.OW : P;  // positions per image (pitch: the last row's junk left out)
   const int64_t Jimg = pitch ? p.OH * Wq : P;           // dy's per-channel stride
   Buffer<T> wide;
