@@ -63,14 +63,13 @@ const T* opt_ptr(const py::object& o, const char* op, const char* name) {
 // A fresh C-contiguous output; size checked before numpy allocates.
 template <typename T>
 py::array_t<T> empty(const std::vector<int64_t>& shape, const char* what) {
-  checked_bytes(checked_numel(shape, what), sizeof(T), what);
+  const size_t bytes = checked_bytes(checked_numel(shape, what), sizeof(T), what);
   // An empty result (a zero dimension) may still have huge other dimensions,
   // whose strides must fit in 64 bits as well: check the product with zeros as 1.
   std::vector<int64_t> extent(shape);
   for (int64_t& d : extent) d = std::max<int64_t>(d, 1);
   checked_bytes(checked_numel(extent, what), sizeof(T), what);
   std::vector<py::ssize_t> s(shape.begin(), shape.end());
-  const size_t bytes = size_t(checked_numel(shape, what)) * sizeof(T);
   const size_t min_cached = scratch_min_cached();
   if (min_cached == 0 || bytes < min_cached) return py::array_t<T>(s);
   // A large result in a block of the scratch cache, given back to it when the

@@ -130,7 +130,8 @@ void max_s2(float* __restrict y, int64_t* __restrict ind, const float* __restric
 // -> 5x5): one block per row, its loads masked to the row's W columns (no read
 // past the row; the zeros only reach lanes of outputs that do not exist) and
 // its store to the OW outputs. It replaced the portable loops there, whose
-// per-row overhead dominated: 64x16x10x10 2x2/2 98-129 us -> see the commit.
+// per-row overhead dominated: 64x16x10x10 2x2/2 127-134 -> 25 us at 1 thread
+// (separate processes, 2 runs).
 template <bool NARROW>
 void max_s2_k23_rows(float* __restrict y, const float* __restrict x, const Pool2dParams& p, const ColTap* taps,
                      int64_t ntaps) {
