@@ -10,9 +10,9 @@
 namespace fastconv {
 
 TileSplit split_tiles(int64_t M, int64_t N, int mr, int nr, int64_t nc, int64_t groups, int nthreads,
-                      int64_t min_panels) {
+                      int64_t min_panels, int per_thread) {
   TileSplit s;
-  const int64_t want = 4 * int64_t(nthreads);  // a few tasks per thread for balance
+  const int64_t want = int64_t(per_thread) * nthreads;  // (a few tasks per thread for balance)
   s.ncount = std::max<int64_t>(1, ceil_div(N, nc));
   s.mcount = 1;
   if (nthreads > 1 && groups * s.ncount < want) {

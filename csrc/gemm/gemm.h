@@ -54,9 +54,10 @@ struct TileSplit {
 // How many (row, column) blocks to cut an M x N output into so that `nthreads`
 // threads have work; block sizes are whole register tiles. Column blocks come
 // first, down to min_panels NR panels each, then row blocks: each row block
-// packs the same B again, which only pays where B is cheap to pack.
+// packs the same B again, which only pays where B is cheap to pack. Blocks are
+// cut for per_thread tasks per thread (fewer where there are too few tiles).
 TileSplit split_tiles(int64_t M, int64_t N, int mr, int nr, int64_t nc, int64_t groups, int nthreads,
-                      int64_t min_panels = 4);
+                      int64_t min_panels = 4, int per_thread = 4);
 
 // Threads worth using for `flops` of work (tiny ops stay on one thread: waking
 // a team costs more than it saves).
