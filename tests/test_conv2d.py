@@ -663,9 +663,11 @@ THREAD_CASES = [
     dict(N=1, C=16, H=20, W=20, OC=48, KH=3, KW=3, padding=1),
     # batch 1, few exact tiles: rows split between the threads where M is whole 12-row
     # tiles per thread on AVX-512's gap kernels (48), else a block of tiles per thread
-    # (40, and the data gradients' 16 rows)
+    # (40, and the data gradients' 16 rows); the odd 23rd tile split by rows
+    # (on AVX-512: 40 as 24 + 16 rows, the 64-row data gradient as 36 + 28)
     dict(N=1, C=16, H=27, W=27, OC=48, KH=5, KW=5, padding=2),
     dict(N=1, C=16, H=27, W=27, OC=40, KH=5, KW=5, padding=2),
+    dict(N=1, C=64, H=27, W=27, OC=24, KH=5, KW=5, padding=2),
 ]
 
 
