@@ -14,10 +14,17 @@ bool conv2d_direct_applies(const Conv2dParams& p);
 // the input.
 bool conv2d_direct_forward_applies(const Conv2dParams& p);
 
-// x (N,C,H,W), w (OC,C/G,KH,KW), b (OC) or null -> y (N,OC,OH,OW)
+// x (N,C,H,W), w (OC,C/G,KH,KW), b (OC) or null -> y (N,OC,OH,OW).
+// flipped: w is instead the weight of the convolution this one is the data
+// gradient of, (C, OC/G, KH, KW) in p's terms, and the weight used is its
+// flip w'[g*OCg + o, c, kh, kw] = w[g*Cg + c, o, KH-1-kh, KW-1-kw] (OCg = p.OCg(),
+// Cg = p.Cg()), packed straight from w where the path packs its weight.
 template <typename T>
 void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2dParams& p,
-                           ConvWeightPack<T>* pack = nullptr);
+                           ConvWeightPack<T>* pack = nullptr, bool flipped = false);
+// That flipped weight written out (OC rows of Kg, row-major), from w as above.
+template <typename T>
+void flip_weight_for_data_grad(T* wt, const T* w, const Conv2dParams& p);
 
 // dy (N,OC,OH,OW), x (N,C,H,W) -> dw (OC,C/G,KH,KW)
 template <typename T>
