@@ -152,6 +152,14 @@ using SplitRowFn = void (*)(int64_t rows, int64_t n, const T* s, int64_t ls, int
 template <typename T>
 using AddToFn = void (*)(int64_t n, const T* s, T* d);
 
+// A panel block transposed from rows read in place: d[c*ldd + r] =
+// src[offs[r] + c] for r < rows, zero for rows <= r < width; c < cols. Reads
+// nothing else. The weight gradient's im2col panels are packed this way, a
+// run of positions at a time. nullptr in ISAs without one.
+template <typename T>
+using TransposeRunsFn = void (*)(int64_t rows, int64_t width, int64_t cols, const T* src, const int64_t* offs, T* d,
+                                 int64_t ldd);
+
 template <typename T>
 struct GemmKernel {
   UKernelFn<T> ukernel;
@@ -183,6 +191,7 @@ struct GemmKernel {
   int kc_direct;
   UKernelEdgePairFn<T> ukernel_edge_pair;
   UKernelGapFn<T> ukernel_gap;
+  TransposeRunsFn<T> transpose_runs = nullptr;
 };
 
 // FMA throughput probe: `iters` rounds of independent float FMAs on this

@@ -467,10 +467,11 @@ void dgemm_ukernel_gather_8x8__avx512(int64_t kc, const double* const* a, const 
 // nr are stored. Pairs of rows interleaved, then 4x4 blocks per 128-bit lane
 // (shuffle_ps), then the lanes gathered across registers in two rounds of
 // shuffle_f32x4.
-inline void transpose16(const float* s, int64_t lds, int nr, int nc, float* d, int64_t ldd) {
-  const __mmask16 lm = __mmask16((1u << nc) - 1u), sm = __mmask16((1u << nr) - 1u);  // (nc, nr <= 16)
+template <class Row>
+inline void transpose16(Row row, int nr, int nc, float* d, int64_t ldd, __mmask16 sm) {
+  const __mmask16 lm = __mmask16((1u << nc) - 1u);  // (nc <= 16)
   __m512 r[16], t[16];
-  for (int i = 0; i < 16; ++i) r[i] = i < nr ? _mm512_maskz_loadu_ps(lm, s + i * lds) : _mm512_setzero_ps();
+  for (int i = 0; i < 16; ++i) r[i] = i < nr ? _mm512_maskz_loadu_ps(lm, row(i)) : _mm512_setzero_ps();
   for (int i = 0; i < 8; ++i) {
     t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
     t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
@@ -502,10 +503,28 @@ void stranspose__avx512(int64_t rows, int64_t cols, const float* s, int64_t lds,
   int64_t r0 = 0;
   for (; rows - r0 >= 9; r0 += 16) {
     const int nr = int(std::min<int64_t>(16, rows - r0));
-    for (int64_t c0 = 0; c0 < cols; c0 += 16)
-      transpose16(s + r0 * lds + c0, lds, nr, int(std::min<int64_t>(16, cols - c0)), d + c0 * ldd + r0, ldd);
+    for (int64_t c0 = 0; c0 < cols; c0 += 16) {
+      const float* s0 = s + r0 * lds + c0;
+      transpose16([=](int i) { return s0 + i * lds; }, nr, int(std::min<int64_t>(16, cols - c0)), d + c0 * ldd + r0,
+                  ldd, __mmask16((1u << nr) - 1u));
+    }
   }
   if (r0 < rows) transpose_f32_x86(rows - r0, cols, s + r0 * lds, lds, d + r0, ldd);
+}
+
+// TransposeRunsFn: the same blocks from rows read in place at src + offs[r],
+// lanes [rows, width) stored as zeros.
+void stranspose_runs__avx512(int64_t rows, int64_t width, int64_t cols, const float* src, const int64_t* offs,
+                             float* d, int64_t ldd) {
+  for (int64_t c0 = 0; c0 < cols; c0 += 16) {
+    const int nc = int(std::min<int64_t>(16, cols - c0));
+    for (int64_t r0 = 0; r0 < width; r0 += 16) {
+      const int nr = int(std::clamp<int64_t>(rows - r0, 0, 16)), nw = int(std::min<int64_t>(16, width - r0));
+      const float* s0 = src + c0;
+      const int64_t* o = offs + r0;
+      transpose16([=](int i) { return s0 + o[i]; }, nr, nc, d + c0 * ldd + r0, ldd, __mmask16((1u << nw) - 1u));
+    }
+  }
 }
 void dtranspose__avx512(int64_t rows, int64_t cols, const double* s, int64_t lds, double* d, int64_t ldd) {
   ref::transpose<double>(rows, cols, s, lds, d, ldd);
@@ -642,7 +661,7 @@ const KernelTable kAvx512 = {
      4096, "sgemm_ukernel_12x32__avx512", sgemm_ukernel_rows_8x32__avx512, 8,
      stranspose__avx512, sgemm_ukernel_gather_6x32__avx512, 6, sgemm_ukernel_gather_8x16__avx512, 8, scopy_runs__avx512, ssplit_row__avx512, sadd_to__avx512, sgemm_ukernel_edge_12x32__avx512,
      sgemm_ukernel_off2_12x32__avx512, sgemm_ukernel_off4_12x32__avx512, sgemm_ukernel_edge_split_12x32__avx512, 2304,
-     sgemm_ukernel_edge_pair_12x32__avx512, sgemm_ukernel_gap_12x32__avx512},
+     sgemm_ukernel_edge_pair_12x32__avx512, sgemm_ukernel_gap_12x32__avx512, stranspose_runs__avx512},
     {dgemm_ukernel_12x16__avx512, dgemm_ukernel_off_12x16__avx512, dgemv__avx512, ddot4x3__avx512, 12, 16, 192, 72,
      2048, "dgemm_ukernel_12x16__avx512", dgemm_ukernel_rows_8x16__avx512, 8,
      dtranspose__avx512, dgemm_ukernel_gather_6x16__avx512, 6, dgemm_ukernel_gather_8x8__avx512, 8, dcopy_runs__avx512, ref::split_row<double>, dadd_to__avx512, dgemm_ukernel_edge_12x16__avx512,
