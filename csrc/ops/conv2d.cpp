@@ -329,44 +329,18 @@ struct BIm2colT {
       }
       return;
     }
-    // Where the ISA has transpose_runs, each run's NR columns go transposed
-    // straight into the panel, with no staging copy. Alternated in one
-    // process against copy_runs + transpose, 1 thread, 2 runs: AlexNet conv1's
-    // weight gradient 0.761-0.762 -> 0.715-0.720 ms, conv2's 1.916-1.922 ->
-    // 1.871-1.886, 8x64x32x32 3x3/2's 1.449-1.490 -> 1.410-1.463,
-    // 1x256x8x8's 0.348-0.359 -> 0.342-0.355.
-    if (xpad && transpose_runs) {
-      for (int64_t q = 0; q * NR < nb; ++q) {
-        const int64_t cols = std::min<int64_t>(NR, nb - q * NR);
-        int64_t j = r0 + p0, t = 0;
-        int64_t n = j / g->P, rem = j - n * g->P, oh = rem / g->OW, ow = rem - oh * g->OW;
-        while (t < kb) {
-          const int64_t cnt = std::min<int64_t>({g->OW - ow, kb - t, int64_t(NR)});
-          transpose_runs(cols, NR, cnt, xpad + n * pimg + oh * pWp + ow, toffs + j0 + q * NR, buf + q * NR * kb + t * NR,
-                         NR);
-          t += cnt;
-          if ((ow += cnt) == g->OW) {
-            ow = 0;
-            if (++oh == g->OH) {
-              oh = 0;
-              ++n;
-            }
-          }
-        }
-      }
-      return;
-    }
     thread_local std::vector<T> scratch;
     if (scratch.size() < size_t(NR * kb)) scratch.resize(size_t(NR * kb));
     T* tmp = scratch.data();
     if (xpad) {
-      for (int64_t q = 0; q * NR < nb; ++q) {
-        const int64_t cols = std::min<int64_t>(NR, nb - q * NR);
+      // f(t, cnt, src): the slice's runs of positions along output rows, run
+      // position t of the slice from src + toffs[j] for column j
+      auto runs = [&](auto&& f) {
         int64_t j = r0 + p0, t = 0;
         int64_t n = j / g->P, rem = j - n * g->P, oh = rem / g->OW, ow = rem - oh * g->OW;
         while (t < kb) {
           const int64_t cnt = std::min<int64_t>({g->OW - ow, kb - t, int64_t(NR)});
-          copy_runs(cols, xpad + n * pimg + oh * pWp + ow, toffs + j0 + q * NR, cnt, tmp + t, kb);
+          f(t, cnt, xpad + n * pimg + oh * pWp + ow);
           t += cnt;
           if ((ow += cnt) == g->OW) {
             ow = 0;
@@ -376,8 +350,24 @@ struct BIm2colT {
             }
           }
         }
+      };
+      for (int64_t q = 0; q * NR < nb; ++q) {
+        const int64_t cols = std::min<int64_t>(NR, nb - q * NR);
+        const int64_t* offs = toffs + j0 + q * NR;
+        T* panel = buf + q * NR * kb;
+        // Where the ISA has transpose_runs, each run's NR columns go transposed
+        // straight into the panel, with no staging copy. Alternated in one
+        // process against copy_runs + transpose, 1 thread, 2 runs: AlexNet
+        // conv1's weight gradient 0.761-0.762 -> 0.715-0.720 ms, conv2's
+        // 1.916-1.922 -> 1.871-1.886, 8x64x32x32 3x3/2's 1.449-1.490 ->
+        // 1.410-1.463, 1x256x8x8's 0.348-0.359 -> 0.342-0.355.
+        if (transpose_runs) {
+          runs([&](int64_t t, int64_t cnt, const T* src) { transpose_runs(cols, NR, cnt, src, offs, panel + t * NR, NR); });
+          continue;
+        }
+        runs([&](int64_t t, int64_t cnt, const T* src) { copy_runs(cols, src, offs, cnt, tmp + t, kb); });
         for (int64_t c = cols; c < NR; ++c) std::fill(tmp + c * kb, tmp + (c + 1) * kb, T(0));
-        transpose(NR, kb, tmp, kb, buf + q * NR * kb, NR);  // buf[t*NR + c] = tmp[c*kb + t]
+        transpose(NR, kb, tmp, kb, panel, NR);  // panel[t*NR + c] = tmp[c*kb + t]
       }
       return;
     }
