@@ -839,6 +839,23 @@ def test_huge_strides_on_both_axes(stride):
     assert np.array_equal(dx, want_dx) and np.array_equal(dw, np.broadcast_to(x[:, :, :2, :2], w.shape))
 
 
+@pytest.mark.parametrize("groups", [1, 3])
+def test_huge_dilation_with_same_padding(groups):
+    # 'same' padding of a 2x1 kernel at dilation 2**62: both taps of every output
+    # land in the padding, so y, dx and dw are zero and db is the sum of dy. The
+    # weight gradient's padded-plane size had wrapped (12 elements) and its copy
+    # wrote past them (a segfault, found by the fuzzer in a Release build).
+    x = np.arange(3 * 12, dtype=np.float32).reshape(1, 3, 3, 4)
+    w = np.ones((3, 3 // groups, 2, 1), np.float32)
+    y = F.conv2d(x, w, padding="same", dilation=2**62, groups=groups)
+    assert y.shape == x.shape and not y.any()
+    dy = np.arange(y.size, dtype=np.float32).reshape(y.shape)
+    dx, dw, db = F.conv2d_backward(dy, x, w, padding="same", dilation=2**62, groups=groups)
+    assert dx.shape == x.shape and not dx.any()
+    assert dw.shape == w.shape and not dw.any()
+    assert np.array_equal(db, dy.sum(axis=(0, 2, 3)))
+
+
 @pytest.mark.parametrize("axis", ["h", "w"])
 @pytest.mark.parametrize("groups", [1, 2])
 def test_huge_stride_and_padding(axis, groups):

@@ -37,6 +37,7 @@
 #include "ops/depthwise.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "common/buffer.h"
@@ -50,8 +51,23 @@
 
 namespace fastconv {
 
+namespace {
+// The padded (phase-split) copy the direct forms build and their tap offsets:
+// in double, so that dilations near 2^62 cannot overflow the sizes (a 1x1x3x4
+// input with a 2x1 kernel at dilation 2^62 had wrapped the weight gradient's
+// plane size to 12 elements, and the copy wrote past it). Past 2^50 elements
+// the copy could never be allocated; such shapes go to the im2col forms,
+// which read only the taps that land inside the input.
+bool padded_geometry_fits(const Conv2dParams& p) {
+  const double Hp = double(p.OH) + double(p.dil_h) * double(p.KH - 1) + std::abs(double(p.pad_t)) + std::abs(double(p.pad_b)),
+               Wp = double(p.OW) + double(p.dil_w) * double(p.KW - 1) + std::abs(double(p.pad_l)) + std::abs(double(p.pad_r));
+  const double limit = double(int64_t(1) << 50);
+  return Hp * Wp * double(std::max<int64_t>(p.N, 1)) * double(std::max<int64_t>(p.C, 1)) <= limit;
+}
+}  // namespace
+
 bool conv2d_direct_applies(const Conv2dParams& p) {
-  return p.stride_h == 1 && p.stride_w == 1 && !conv2d_is_depthwise(p);
+  return p.stride_h == 1 && p.stride_w == 1 && !conv2d_is_depthwise(p) && padded_geometry_fits(p);
 }
 
 namespace {
@@ -92,7 +108,7 @@ bool gather_applies(const Conv2dParams& p, const GemmKernel<T>& kr) {
 }  // namespace
 
 bool conv2d_direct_forward_applies(const Conv2dParams& p) {
-  if (conv2d_is_depthwise(p)) return false;
+  if (conv2d_is_depthwise(p) || !padded_geometry_fits(p)) return false;
   if (p.stride_h == 1 && p.stride_w == 1) return true;
   // Strided: the phase planes hold about as many elements as the padded input
   // (more when the stride exceeds the kernel's reach: 1x1/2 keeps a quarter);
