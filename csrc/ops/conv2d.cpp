@@ -548,7 +548,8 @@ void conv2d_backward_data(T* dx, const T* dy, const T* w, const Conv2dParams& p)
   const int64_t ldt = round_up(pblk, kr.nr);
   const int64_t st = round_up(cblk * KK, kr.mr) * ldt;
   const int64_t sa = gemm_scratch_a(kr), sb = gemm_scratch_b(kr, pblk);
-  const int64_t qplane = Hq * Wq, sp = pitch ? checked_mul(cblk * S, qplane, "conv2d padded input gradient") : 0;
+  // (pitch only: Hq * Wq is bounded by the pitch test above, and can overflow without it)
+  const int64_t qplane = pitch ? Hq * Wq : 0, sp = pitch ? checked_mul(cblk * S, qplane, "conv2d padded input gradient") : 0;
   Buffer<T> scratch(checked_mul(nt, st + sa + sb + sp, "conv2d scratch"));
   const Im2colGeom geom = make_im2col_geom(p);
   const std::vector<Im2colRow> rows = make_im2col_rows(p);
