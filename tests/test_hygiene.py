@@ -38,6 +38,7 @@ import pytest
 import fastconv
 import fastconv.functional as F
 from fastconv import _core
+from conftest import threads_started_by_a_conv
 from reference import conv2d_grads_ref, conv2d_ref, linear_grads_ref, linear_ref
 from ref_pool import (
     adaptive_avg_pool2d_backward_ref,
@@ -717,32 +718,16 @@ def test_thread_count_changed_from_another_thread_during_inference(restore_runti
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc to list threads")
 @pytest.mark.parametrize("n", [1, 3])
-def test_setting_from_one_thread_governs_kernels_started_in_a_third(n, restore_runtime):
+def test_setting_from_one_thread_governs_kernels_started_in_a_third(n):
     """Thread A sets the count; thread B (fresh: its OpenMP team does not exist yet) runs a large conv.
-    The OS threads that appear during B's call are its team's helpers: none for 1, >= n-1 otherwise."""
+    The OS threads that appear during B's call are its team's helpers: none for 1, >= n-1 otherwise.
+    (In a fresh process: see conftest.threads_started_by_a_conv.)"""
     if not fastconv.build_info()["openmp"]:
         pytest.skip("built without OpenMP: kernels run serially")
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((4, 32, 32, 32)).astype(np.float32)
-    w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
-    fastconv.set_num_threads(2 if n != 2 else 1)
-    a = threading.Thread(target=fastconv.set_num_threads, args=(n,))
-    a.start()
-    a.join()
-    out = {}
-
-    def b():
-        out["seen"] = fastconv.get_num_threads()
-        before = set(os.listdir("/proc/self/task"))
-        out["y"] = F.conv2d(x, w, padding=1)
-        out["new"] = set(os.listdir("/proc/self/task")) - before
-
-    t = threading.Thread(target=b)
-    t.start()
-    t.join()
-    assert out["seen"] == n
+    out = threads_started_by_a_conv(n, "other")
+    assert out["seen"] == n, out
     if n == 1:
-        assert out["new"] == set(), out["new"]
+        assert out["new"] == [], out["new"]
     else:
         assert len(out["new"]) >= n - 1, out["new"]
-    np.testing.assert_array_equal(out["y"], F.conv2d(x, w, padding=1))
+    assert out["same"], "B's result differs from the main thread's"

@@ -13,6 +13,7 @@ import pytest
 
 import fastconv
 import fastconv.functional as F
+from conftest import threads_started_by_a_conv
 
 
 def _conv_jobs(rng):
@@ -234,29 +235,16 @@ def test_set_num_threads_is_seen_from_other_threads(restore_runtime):
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc to list threads")
 @pytest.mark.parametrize("n", [1, 3])
-def test_thread_setting_governs_kernels_started_in_other_threads(n, restore_runtime):
+def test_thread_setting_governs_kernels_started_in_other_threads(n):
     # The main thread sets n; a fresh Python thread then runs a large conv. Its
     # OpenMP team is created on first use, so the OS threads that appear during
     # that call are the team's helpers: none for n == 1, at least n-1 for n > 1.
+    # (In a fresh process: see conftest.threads_started_by_a_conv.)
     if not fastconv.build_info()["openmp"]:
         pytest.skip("built without OpenMP: kernels run serially")
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((4, 32, 32, 32)).astype(np.float32)
-    w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
-    fastconv.set_num_threads(n)
-    out = {}
-
-    def worker():
-        before = set(os.listdir("/proc/self/task"))
-        out["y"] = F.conv2d(x, w, padding=1)
-        out["new"] = set(os.listdir("/proc/self/task")) - before
-
-    t = threading.Thread(target=worker)
-    t.start()
-    t.join()
+    out = threads_started_by_a_conv(n, "main")
+    assert out["seen"] == n and out["same"], out
     if n == 1:
-        assert out["new"] == set(), out["new"]
+        assert out["new"] == [], out["new"]
     else:
         assert len(out["new"]) >= n - 1, out["new"]
-    fastconv.set_num_threads(1)
-    assert np.array_equal(out["y"], F.conv2d(x, w, padding=1))
