@@ -399,9 +399,12 @@ struct DirectTiling {
 
 }  // namespace
 
-// A block of CB rows per task, spread over the threads (a serial flip had cost
-// 0.12 ms of a 1x256x8x8 3x3 dx at 1 thread); for each o the block's source,
-// w[g*Cg + o, c0 .. c0 + CB), is one contiguous run.
+namespace {
+// The flipped weight of conv2d_direct_forward's `flipped` (see its header)
+// written out: OC rows of Kg, row-major. A block of CB rows per task, spread
+// over the threads (a serial flip had cost 0.12 ms of a 1x256x8x8 3x3 dx at 1
+// thread); for each o the block's source, w[g*Cg + o, c0 .. c0 + CB), is one
+// contiguous run.
 template <typename T>
 void flip_weight_for_data_grad(T* wt, const T* w, const Conv2dParams& p) {
   const int64_t M = p.OCg(), Cg = p.Cg(), KK = p.KH * p.KW;  // Cg: the other convolution's output channels per group
@@ -416,10 +419,7 @@ void flip_weight_for_data_grad(T* wt, const T* w, const Conv2dParams& p) {
     }
   });
 }
-template void flip_weight_for_data_grad<float>(float*, const float*, const Conv2dParams&);
-template void flip_weight_for_data_grad<double>(double*, const double*, const Conv2dParams&);
 
-namespace {
 // prepack_a_groups of the flipped weight, from w: for each panel and each o,
 // the panel rows' KK taps are a block of w with rows KK apart, transposed into
 // the panel with the taps reversed (a negative destination stride) -- one pass
@@ -750,15 +750,16 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   const bool a_private = !a_rows && !have_pack && nt > 1 && s.mcount == 1 &&
                          double(p.G) * double(asz) * sizeof(T) <= double(512 << 10);
   std::vector<char> a_packed(size_t(nt), 0);  // a_private: thread's copy made
+  auto pack_a = [&](T* dst, bool serial) {  // all groups' weight panels (flipped: from w, see prepack_a_flipped)
+    if (flipped)
+      prepack_a_flipped(dst, w, p, kr, kc, serial);
+    else
+      prepack_a_groups(dst, w, p.G, M, K, kr, kc, serial);
+  };
   if (!a_rows && !have_pack) {
     apacked.reset(checked_mul(checked_mul(p.G, asz, "conv2d packed weight"), a_private ? nt : 1, "conv2d packed weight"),
                   "conv2d packed weight");
-    if (!a_private) {
-      if (flipped)
-        prepack_a_flipped(apacked.data(), w, p, kr, kc);
-      else
-        prepack_a_groups(apacked.data(), w, p.G, M, K, kr, kc);
-    }
+    if (!a_private) pack_a(apacked.data(), false);
     apanels = apacked.data();
   }
   // accumulation block: mblock rows x JB positions, sized to stay in L2
@@ -819,10 +820,7 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
     T* panel = cbuf + s.mblock * JB;
     T* edge = panel + kc * NR;
     if (a_private && !a_packed[size_t(tid)]) {
-      if (flipped)
-        prepack_a_flipped(apacked.data() + tid * p.G * asz, w, p, kr, kc, true);
-      else
-        prepack_a_groups(apacked.data() + tid * p.G * asz, w, p.G, M, K, kr, kc, true);
+      pack_a(apacked.data() + tid * p.G * asz, true);
       a_packed[size_t(tid)] = 1;
     }
     const T* ag = apanels + (a_private ? tid * p.G * asz : 0) + g * asz;  // (unused on the a_rows path)

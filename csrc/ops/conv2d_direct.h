@@ -22,9 +22,6 @@ bool conv2d_direct_forward_applies(const Conv2dParams& p);
 template <typename T>
 void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2dParams& p,
                            ConvWeightPack<T>* pack = nullptr, bool flipped = false);
-// That flipped weight written out (OC rows of Kg, row-major), from w as above.
-template <typename T>
-void flip_weight_for_data_grad(T* wt, const T* w, const Conv2dParams& p);
 
 // dy (N,OC,OH,OW), x (N,C,H,W) -> dw (OC,C/G,KH,KW)
 template <typename T>
