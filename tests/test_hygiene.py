@@ -368,7 +368,7 @@ def _conv_nan_params(with_algorithm):
     params = []
     for name in sorted(NAN_CONV):
         for where in ("x", "w", "both", "dy"):
-            for alg in (("auto", "im2col") if with_algorithm else ("auto",)):
+            for alg in (("auto", "im2col", "winograd") if with_algorithm else ("auto",)):
                 args = (name, where, alg) if with_algorithm else (name, where)
                 params.append(pytest.param(*args, id="-".join(args)))
     return params

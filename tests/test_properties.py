@@ -9,7 +9,7 @@ effective kernel (one more row/column at the bottom/right), unbatched 3-D
 input, float32 and float64 (and mixed: the op then runs in float64), strided
 views and byte-swapped inputs (the general Python path instead of the C++
 fast entry point), each kernel path this CPU runs (``_core.set_isa``) and
-both conv algorithms (automatic choice, forced im2col GEMM).
+the conv algorithms (automatic choice, forced im2col GEMM, Winograd where it applies).
 
 References: tests/reference.py (conv2d, linear; float64 einsum) and
 tests/ref_pool.py (pooling; plain loops). Tolerances: ``assert_close`` with
@@ -202,7 +202,7 @@ def conv_cases(draw):
     values=st.sampled_from(["normal", "normal", "int"]),
     layout=st.sampled_from(LAYOUT_KINDS),
     isa=st.sampled_from(ISAS),
-    algorithm=st.sampled_from(["auto", "auto", "im2col"]),
+    algorithm=st.sampled_from(["auto", "auto", "im2col", "winograd"]),
     use_out=st.booleans(),
     seed=seeds,
 )
@@ -234,7 +234,7 @@ def test_conv2d_forward(case, dtype, mixed, values, layout, isa, algorithm, use_
     need=st.sampled_from([(True, True, True)] * 4 + [(True, False, False), (False, True, False), (False, False, True),
                                                       (False, True, True), (False, False, False)]),
     isa=st.sampled_from(ISAS),
-    algorithm=st.sampled_from(["auto", "auto", "im2col"]),
+    algorithm=st.sampled_from(["auto", "auto", "im2col", "winograd"]),
     seed=seeds,
 )
 def test_conv2d_backward(case, dtype, values, layout, need, isa, algorithm, seed):
@@ -273,7 +273,7 @@ def per_side_cases(draw):
 
 
 @_settings(120)
-@given(case=per_side_cases(), dtype=dtypes, algorithm=st.sampled_from(["auto", "im2col"]), seed=seeds)
+@given(case=per_side_cases(), dtype=dtypes, algorithm=st.sampled_from(["auto", "im2col", "winograd"]), seed=seeds)
 def test_conv2d_per_side_padding_kernels(case, dtype, algorithm, seed):
     """The kernels take four independent pads (top, bottom, left, right); the public API reaches
     uneven ones through padding='same'. Checked against the reference on an explicitly

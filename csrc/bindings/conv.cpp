@@ -138,12 +138,23 @@ void register_conv(py::module_& m) {
           set_conv2d_algorithm(ConvAlgorithm::automatic);
         else if (name == "im2col")
           set_conv2d_algorithm(ConvAlgorithm::im2col);
+        else if (name == "direct")
+          set_conv2d_algorithm(ConvAlgorithm::direct);
+        else if (name == "winograd")
+          set_conv2d_algorithm(ConvAlgorithm::winograd);
         else
-          value_error("set_conv_algorithm: expected 'auto' or 'im2col', got '", name, "'");
+          value_error("set_conv_algorithm: expected 'auto', 'im2col', 'direct' or 'winograd', got '", name, "'");
       },
-      py::arg("name"), "Force the implicit-im2col GEMM path for every dense conv ('im2col') or restore 'auto'.");
+      py::arg("name"),
+      "Force the implicit-im2col GEMM path for every dense conv ('im2col'), never use Winograd ('direct'), use "
+      "Winograd F(2x2, 3x3) wherever it applies ('winograd'), or restore 'auto'.");
   m.def("get_conv_algorithm", []() {
-    return std::string(conv2d_algorithm() == ConvAlgorithm::im2col ? "im2col" : "auto");
+    switch (conv2d_algorithm()) {
+      case ConvAlgorithm::im2col: return std::string("im2col");
+      case ConvAlgorithm::direct: return std::string("direct");
+      case ConvAlgorithm::winograd: return std::string("winograd");
+      default: return std::string("auto");
+    }
   });
   // conv2d for the common case (see shim.h: fast paths), optionally with a
   // weight's kept panels; None when the general path must handle the call

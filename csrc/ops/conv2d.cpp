@@ -46,6 +46,7 @@
 #include "ops/depthwise.h"
 #include "ops/im2col.h"
 #include "ops/weight_pack.h"
+#include "ops/winograd.h"
 
 namespace fastconv {
 
@@ -424,6 +425,26 @@ void fill_parallel(T* p, int64_t n, T v) {
   });
 }
 
+// y by Winograd F(2x2, 3x3) where this call takes that path (float32 only);
+// false where it does not, or where an input failed its bound.
+bool winograd_forward(float* y, const float* x, const float* w, const float* b, const Conv2dParams& p,
+                      ConvWeightPack<float>* pack) {
+  switch (conv2d_algorithm()) {
+    case ConvAlgorithm::automatic:
+      if (!conv2d_winograd_preferred(p)) return false;
+      break;
+    case ConvAlgorithm::winograd:
+      if (!conv2d_winograd_applies(p, true)) return false;
+      break;
+    default: return false;
+  }
+  return conv2d_winograd_forward(y, x, w, b, p, pack);
+}
+template <typename T>
+bool winograd_forward(T*, const T*, const T*, const T*, const Conv2dParams&, ConvWeightPack<T>*) {
+  return false;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -433,6 +454,7 @@ template <typename T>
 void conv2d_forward(T* y, const T* x, const T* w, const T* b, const Conv2dParams& p, ConvWeightPack<T>* pack) {
   if (p.N == 0 || p.OC == 0) return;
   if (depthwise_kernels_apply(p)) return depthwise_forward(y, x, w, b, p);
+  if (winograd_forward(y, x, w, b, p, pack)) return;  // (when it fails its bound, y is recomputed below)
   if (conv2d_direct_forward_applies(p) && conv2d_algorithm() != ConvAlgorithm::im2col)
     return conv2d_direct_forward(y, x, w, b, p, pack);
   const GemmKernel<T>& kr = kernel_for<T>(active_kernels());

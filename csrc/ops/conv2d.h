@@ -28,10 +28,13 @@ Conv2dParams make_conv2d_params(const std::vector<int64_t>& x_shape, const std::
                                 int64_t bias_len, int64_t stride_h, int64_t stride_w, int64_t pad_t, int64_t pad_b,
                                 int64_t pad_l, int64_t pad_r, int64_t dil_h, int64_t dil_w, int64_t groups);
 
-// Which algorithm dense convolutions use. automatic: the direct in-place path
-// for stride 1, implicit-im2col GEMM otherwise; im2col forces the latter
-// everywhere (tests cover both on the same shapes). Depthwise is always direct.
-enum class ConvAlgorithm { automatic = 0, im2col = 1 };
+// Which algorithm dense convolutions use. automatic: Winograd F(2x2, 3x3)
+// for the float32 3x3 stride-1 shapes it is measured faster on, the direct
+// in-place path for other stride-1 and most strided shapes, implicit-im2col
+// GEMM otherwise; im2col forces the GEMM everywhere, direct never takes
+// Winograd, winograd takes it wherever it applies (tests cover each on the same
+// shapes). Depthwise is always direct.
+enum class ConvAlgorithm { automatic = 0, im2col = 1, direct = 2, winograd = 3 };
 ConvAlgorithm conv2d_algorithm();
 void set_conv2d_algorithm(ConvAlgorithm a);
 

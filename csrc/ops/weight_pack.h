@@ -47,6 +47,23 @@ class ConvWeightPack {
     return entries_.back()->data.data();
   }
 
+  // Another layout of the same weight, `count` values filled by fill(dst) on
+  // first use, told apart from the panels above by a negative key (the
+  // Winograd path's transformed weight). Concurrency and lifetime as panels.
+  template <class Fill>
+  const T* custom_panels(const GemmKernel<T>& kr, int64_t key, int64_t count, Fill&& fill) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& e : entries_)
+      if (e->kernel == &kr && e->kc == key) return e->data.data();
+    auto e = std::make_unique<Entry>();
+    e->kernel = &kr;
+    e->kc = key;
+    e->data.reset(count, "conv2d packed weight");
+    fill(e->data.data());
+    entries_.push_back(std::move(e));
+    return entries_.back()->data.data();
+  }
+
   // Packed layouts built so far, and their bytes.
   int64_t entries() {
     std::lock_guard<std::mutex> lock(mu_);

@@ -1,0 +1,25 @@
+// Winograd F(2x2, 3x3) for stride-1 3x3 convolutions. See winograd_impl.h.
+#pragma once
+
+#include "ops/conv2d.h"
+
+namespace fastconv {
+
+template <typename T>
+class ConvWeightPack;
+
+// The shapes the Winograd path can compute: a 3x3 kernel, stride 1,
+// dilation 1, one group, float32, no crop (pads >= 0), at least one output.
+bool conv2d_winograd_applies(const Conv2dParams& p, bool is_float);
+// Where the automatic choice takes it (measured; see winograd_scalar.cpp).
+bool conv2d_winograd_preferred(const Conv2dParams& p);
+
+// y = conv(x, w) + b through F(2x2, 3x3). Returns false, having written y
+// only partly or not at all, when an input or weight is not finite or so large
+// that the transforms could overflow where the direct sum would not: the
+// caller then computes y another way. flipped: as in conv2d_direct_forward
+// (w is the forward weight of the convolution whose data gradient this is).
+bool conv2d_winograd_forward(float* y, const float* x, const float* w, const float* b, const Conv2dParams& p,
+                             ConvWeightPack<float>* pack, bool flipped = false);
+
+}  // namespace fastconv

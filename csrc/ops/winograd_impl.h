@@ -1,0 +1,392 @@
+// Winograd F(2x2, 3x3): stride-1 3x3 convolution in 2x2 output tiles.
+//
+// Each 2x2 output tile reads a 4x4 input tile d (origin 2*ty - pad_t,
+// 2*tx - pad_l; zero outside x) and computes, per output channel o,
+//
+//   y_tile = A^T [ sum_c (G g[o,c] G^T) .* (B^T d[c] B) ] A + b[o]
+//
+//   B^T = | 1  0 -1  0 |    G = | 1    0    0  |    A^T = | 1  1  1  0 |
+//         | 0  1  1  0 |        | 1/2  1/2  1/2|          | 0  1 -1 -1 |
+//         | 0 -1  1  0 |        | 1/2 -1/2  1/2|
+//         | 0  1  0 -1 |        | 0    0    1  |
+//
+// (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks",
+// 2016.) The sum over c is, for each of the 16 positions xi of the 4x4
+// transformed tile, a GEMM:
+//
+//   M[xi] (OC x T) = U[xi] (OC x C) * V[xi] (C x T),  U = G g G^T, V = B^T d B
+//
+// over the T tiles of a chunk, run by the ISA's register micro-kernel: 16
+// multiply-adds per tile and channel pair where the direct convolution does
+// 36 (2.25x fewer). The transforms are adds only.
+//
+// Layouts (per thread, for one chunk of JB tiles, JB a multiple of NR):
+//   U~ [16][OCpad/MR][C][MR]  the micro-kernel's A panels (weight, per call or
+//                             kept in the ConvWeightPack), zero rows past OC
+//   V~ [16][JB/NR][C][NR]     its B panels, tile t of the chunk in panel t/NR,
+//                             lane t%NR; lanes past the last tile are zero
+//   M  [16][KB][JB]           one block of KB output channels at a time
+// A chunk is transformed once into V~ (L2-sized), then for each block of
+// output channels the 16 GEMMs fill M and the output transform writes y.
+// Tiles are numbered across the batch (t = (n*TH + ty)*TW + tx), so small
+// images still fill whole panels. Parallel over chunks; every output is a
+// sum over c in one fixed order whatever the chunk or thread, so results do
+// not depend on the thread count or the batch.
+//
+// The transforms are plain C++ over runs of tiles (consecutive tx of one tile
+// row, at most NR long), compiled once per ISA (winograd_scalar.cpp,
+// winograd_avx2.cpp, winograd_avx512.cpp) so the vectoriser uses that
+// file's registers. Inputs are checked as they are read: a value that is not
+// finite, or above a bound set so that no transform or product can overflow
+// (see winograd_scalar.cpp), makes the call return false and the caller
+// computes y by the direct path -- whose Inf / NaN semantics are exact, where
+// the transforms' differences would turn an Inf into NaN.
+//
+// Include with FASTCONV_WG_NS defined to the ISA's namespace name.
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+
+#include "common/buffer.h"
+#include "common/parallel.h"
+#include "cpu/cpu.h"
+#include "gemm/driver.h"
+#include "gemm/gemm.h"
+#include "ops/winograd_geom.h"
+
+#if defined(FASTCONV_WG_AVX512)
+#include <immintrin.h>
+#endif
+
+namespace fastconv {
+namespace FASTCONV_WG_NS {
+namespace {
+
+// One run of tiles: image n, tile row ty, tiles tx0 .. tx0+len-1, landing at
+// lane `lane` of the chunk.
+struct Run {
+  int64_t n, ty, tx0, len, lane;
+};
+
+// The runs of chunk [t0, t1), cut at tile-row and panel (NR) boundaries.
+inline int64_t chunk_runs(const WinogradGeom& g, int64_t t0, int64_t t1, int nr, Run* runs) {
+  int64_t cnt = 0;
+  for (int64_t t = t0; t < t1;) {
+    const int64_t n = t / g.TP, r = t % g.TP, ty = r / g.TW, tx = r % g.TW;
+    const int64_t lane = t - t0;
+    const int64_t len = std::min({g.TW - tx, t1 - t, int64_t(nr) - lane % nr});
+    runs[cnt++] = Run{n, ty, tx, len, lane};
+    t += len;
+  }
+  return cnt;
+}
+
+#if defined(FASTCONV_WG_AVX512)
+// AVX-512: one run in groups of up to 16 tiles (one register of lanes). An
+// input row's 2*cnt + 2 values come in by masked loads straight from x (only
+// columns inside the row are read; the rest are zeros: the padding), two
+// registers at offset 0 and two at offset 2, and vpermt2ps splits them into
+// the even and odd columns each tile needs.
+inline __mmask16 lanes_between(int64_t lo, int64_t hi) {  // lanes l, lo <= l < hi, of 16
+  lo = std::max<int64_t>(lo, 0);
+  hi = std::min<int64_t>(hi, 16);
+  if (hi <= lo) return 0;
+  return __mmask16(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+}
+
+bool input_run(const WinogradGeom& g, const float* x, const Run& run, int64_t C, int nr, int64_t jb, float lim,
+               float* vt) {
+  const int64_t npan = jb / nr, q = run.lane / nr, l0 = run.lane % nr;
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+  const __m512 vlim = _mm512_set1_ps(lim);
+  const int64_t xi_stride = npan * C * nr;
+  __mmask16 bad = 0;
+  for (int64_t g0 = 0; g0 < run.len; g0 += 16) {
+    const int64_t cnt = std::min<int64_t>(16, run.len - g0);
+    const int64_t b0 = 2 * (run.tx0 + g0) - g.pl;  // input column of the group's first value
+    const int64_t lo = -b0, hi = std::min<int64_t>(2 * cnt + 2, g.W - b0);
+    const __mmask16 mA = lanes_between(lo, hi), mB = lanes_between(lo - 16, hi - 16);
+    const __mmask16 mA2 = lanes_between(lo - 2, hi - 2), mB2 = lanes_between(lo - 18, hi - 18);
+    const __mmask16 mt = lanes_between(0, cnt);
+    float* v = vt + (q * C) * nr + l0 + g0;
+    for (int64_t c = 0; c < C; ++c, v += nr) {
+      const float* xc = x + (run.n * C + c) * g.H * g.W;
+      __m512 h[4][4];
+      for (int i = 0; i < 4; ++i) {
+        const int64_t ih = 2 * run.ty + i - g.pt;
+        if (ih < 0 || ih >= g.H) {
+          h[i][0] = h[i][1] = h[i][2] = h[i][3] = _mm512_setzero_ps();
+          continue;
+        }
+        const float* r = xc + ih * g.W + b0;  // only the masked lanes are read
+        const __m512 A = _mm512_maskz_loadu_ps(mA, r), B = _mm512_maskz_loadu_ps(mB, r + 16);
+        const __m512 A2 = _mm512_maskz_loadu_ps(mA2, r + 2), B2 = _mm512_maskz_loadu_ps(mB2, r + 18);
+        bad |= __mmask16(~_mm512_cmp_ps_mask(_mm512_abs_ps(A), vlim, _CMP_LE_OQ));
+        bad |= __mmask16(~_mm512_cmp_ps_mask(_mm512_abs_ps(B), vlim, _CMP_LE_OQ));
+        bad |= __mmask16(~_mm512_cmp_ps_mask(_mm512_abs_ps(B2), vlim, _CMP_LE_OQ));
+        const __m512 e = _mm512_permutex2var_ps(A, even, B), o = _mm512_permutex2var_ps(A, odd, B);
+        const __m512 e1 = _mm512_permutex2var_ps(A2, even, B2), o1 = _mm512_permutex2var_ps(A2, odd, B2);
+        h[i][0] = _mm512_sub_ps(e, e1);
+        h[i][1] = _mm512_add_ps(o, e1);
+        h[i][2] = _mm512_sub_ps(e1, o);
+        h[i][3] = _mm512_sub_ps(o, o1);
+      }
+      for (int j = 0; j < 4; ++j) {
+        _mm512_mask_storeu_ps(v + (0 + j) * xi_stride, mt, _mm512_sub_ps(h[0][j], h[2][j]));
+        _mm512_mask_storeu_ps(v + (4 + j) * xi_stride, mt, _mm512_add_ps(h[1][j], h[2][j]));
+        _mm512_mask_storeu_ps(v + (8 + j) * xi_stride, mt, _mm512_sub_ps(h[2][j], h[1][j]));
+        _mm512_mask_storeu_ps(v + (12 + j) * xi_stride, mt, _mm512_sub_ps(h[1][j], h[3][j]));
+      }
+    }
+  }
+  return bad == 0;
+}
+
+void output_run(const WinogradGeom& g, float* y, const Run& run, int64_t K, int64_t k0, int64_t kb, int64_t KB,
+                int64_t jb, const float* mt, const float* b) {
+  const __m512i lo_idx = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const __m512i hi_idx = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+  const int64_t oh0 = 2 * run.ty;
+  const int nrows = oh0 + 1 < g.OH ? 2 : 1;
+  for (int64_t g0 = 0; g0 < run.len; g0 += 16) {
+    const int64_t cnt = std::min<int64_t>(16, run.len - g0);
+    const int64_t ow0 = 2 * (run.tx0 + g0);
+    const int64_t ncols = std::min<int64_t>(2 * cnt, g.OW - ow0);
+    const __mmask16 tm = lanes_between(0, cnt);
+    const __mmask16 mlo = lanes_between(0, ncols), mhi = lanes_between(0, ncols - 16);
+    for (int64_t kk = 0; kk < kb; ++kk) {
+      const int64_t k = k0 + kk;
+      const __m512 bias = _mm512_set1_ps(b ? b[k] : 0.0f);
+      const float* m = mt + kk * jb + run.lane + g0;
+      const int64_t xs = KB * jb;
+      __m512 s[2][4];
+      for (int j = 0; j < 4; ++j) {
+        const __m512 m0 = _mm512_maskz_loadu_ps(tm, m + (0 + j) * xs);
+        const __m512 m1 = _mm512_maskz_loadu_ps(tm, m + (4 + j) * xs);
+        const __m512 m2 = _mm512_maskz_loadu_ps(tm, m + (8 + j) * xs);
+        const __m512 m3 = _mm512_maskz_loadu_ps(tm, m + (12 + j) * xs);
+        s[0][j] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+        s[1][j] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+      }
+      float* yk = y + ((run.n * K + k) * g.OH + oh0) * g.OW + ow0;
+      for (int a = 0; a < nrows; ++a) {
+        const __m512 y0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s[a][0], s[a][1]), s[a][2]), bias);
+        const __m512 y1 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s[a][1], s[a][2]), s[a][3]), bias);
+        _mm512_mask_storeu_ps(yk + a * g.OW, mlo, _mm512_permutex2var_ps(y0, lo_idx, y1));
+        if (mhi) _mm512_mask_storeu_ps(yk + a * g.OW + 16, mhi, _mm512_permutex2var_ps(y0, hi_idx, y1));
+      }
+    }
+  }
+}
+
+#else
+// V~ for one run and all channels. Returns false when a value read fails the
+// bound (not finite or |v| > lim).
+bool input_run(const WinogradGeom& g, const float* __restrict x, const Run& run, int64_t C, int nr, int64_t jb,
+               float lim, float* __restrict vt) {
+  constexpr int kMaxNR = 32;
+  alignas(64) float stage[4][2 * kMaxNR + 2];
+  alignas(64) float h[4][4][kMaxNR];  // h[row][j][lane]
+  const int64_t len = run.len;
+  const int64_t w0 = 2 * run.tx0 - g.pl;               // input column of stage[.][0]
+  const int64_t span = 2 * len + 2;
+  const bool cols_inside = w0 >= 0 && w0 + span <= g.W;
+  const int64_t npan = jb / nr, q = run.lane / nr, l0 = run.lane % nr;
+  int bad = 0;
+  for (int64_t c = 0; c < C; ++c) {
+    const float* xc = x + (run.n * C + c) * g.H * g.W;
+    const float* rows[4];
+    for (int i = 0; i < 4; ++i) {
+      const int64_t ih = 2 * run.ty + i - g.pt;
+      if (ih >= 0 && ih < g.H && cols_inside) {
+        rows[i] = xc + ih * g.W + w0;
+      } else {
+        float* s = stage[i];
+        if (ih < 0 || ih >= g.H) {
+          std::fill(s, s + span, 0.0f);
+        } else {
+          const float* xr = xc + ih * g.W;
+          for (int64_t m = 0; m < span; ++m) {
+            const int64_t iw = w0 + m;
+            s[m] = (iw >= 0 && iw < g.W) ? xr[iw] : 0.0f;
+          }
+        }
+        rows[i] = s;
+      }
+      const float* __restrict r = rows[i];
+      for (int64_t m = 0; m < span; ++m) bad |= !(std::fabs(r[m]) <= lim);
+      float* __restrict h0 = h[i][0];
+      float* __restrict h1 = h[i][1];
+      float* __restrict h2 = h[i][2];
+      float* __restrict h3 = h[i][3];
+      for (int64_t l = 0; l < len; ++l) {
+        const float e = r[2 * l], o = r[2 * l + 1], e1 = r[2 * l + 2], o1 = r[2 * l + 3];
+        h0[l] = e - e1;
+        h1[l] = o + e1;
+        h2[l] = e1 - o;
+        h3[l] = o - o1;
+      }
+    }
+    // vertical: V[a][j] from h[0..3][j]; xi = 4a + j
+    for (int j = 0; j < 4; ++j) {
+      float* __restrict v0 = vt + ((int64_t(0 + j) * npan + q) * C + c) * nr + l0;
+      float* __restrict v1 = vt + ((int64_t(4 + j) * npan + q) * C + c) * nr + l0;
+      float* __restrict v2 = vt + ((int64_t(8 + j) * npan + q) * C + c) * nr + l0;
+      float* __restrict v3 = vt + ((int64_t(12 + j) * npan + q) * C + c) * nr + l0;
+      const float* __restrict a0 = h[0][j];
+      const float* __restrict a1 = h[1][j];
+      const float* __restrict a2 = h[2][j];
+      const float* __restrict a3 = h[3][j];
+      for (int64_t l = 0; l < len; ++l) {
+        v0[l] = a0[l] - a2[l];
+        v1[l] = a1[l] + a2[l];
+        v2[l] = a2[l] - a1[l];
+        v3[l] = a1[l] - a3[l];
+      }
+    }
+  }
+  return bad == 0;
+}
+
+// y for one run and output channels [k0, k0 + kb) from M (rows k - k0).
+void output_run(const WinogradGeom& g, float* __restrict y, const Run& run, int64_t K, int64_t k0, int64_t kb,
+                int64_t KB, int64_t jb, const float* __restrict mt, const float* b) {
+  constexpr int kMaxNR = 32;
+  alignas(64) float s[2][4][kMaxNR];
+  alignas(64) float out[2][2 * kMaxNR];
+  const int64_t len = run.len;
+  const int64_t ow0 = 2 * run.tx0, oh0 = 2 * run.ty;
+  const int64_t ncols = std::min<int64_t>(2 * len, g.OW - ow0);
+  const int nrows = oh0 + 1 < g.OH ? 2 : 1;
+  for (int64_t kk = 0; kk < kb; ++kk) {
+    const int64_t k = k0 + kk;
+    const float bias = b ? b[k] : 0.0f;
+    auto m = [&](int xi) { return mt + (int64_t(xi) * KB + kk) * jb + run.lane; };
+    for (int j = 0; j < 4; ++j) {
+      const float* __restrict m0 = m(j);
+      const float* __restrict m1 = m(4 + j);
+      const float* __restrict m2 = m(8 + j);
+      const float* __restrict m3 = m(12 + j);
+      float* __restrict s0 = s[0][j];
+      float* __restrict s1 = s[1][j];
+      for (int64_t l = 0; l < len; ++l) {
+        s0[l] = m0[l] + m1[l] + m2[l];
+        s1[l] = m1[l] - m2[l] - m3[l];
+      }
+    }
+    float* yk = y + ((run.n * K + k) * g.OH + oh0) * g.OW + ow0;
+    for (int a = 0; a < nrows; ++a) {
+      const float* __restrict c0 = s[a][0];
+      const float* __restrict c1 = s[a][1];
+      const float* __restrict c2 = s[a][2];
+      const float* __restrict c3 = s[a][3];
+      float* __restrict o = ncols == 2 * len ? yk + a * g.OW : out[a];
+      for (int64_t l = 0; l < len; ++l) {
+        o[2 * l] = c0[l] + c1[l] + c2[l] + bias;
+        o[2 * l + 1] = c1[l] - c2[l] - c3[l] + bias;
+      }
+      if (o == out[a]) std::memcpy(yk + a * g.OW, out[a], sizeof(float) * ncols);
+    }
+  }
+}
+
+#endif
+
+// M rows for output channels [k0, k1) of the 16 GEMMs of one chunk. Whole
+// MR-row panels; a short last panel of rem rows by the ISA's edge kernel
+// (rem <= 8; with rem == 4 the last MR + 4 rows as two 8-row tiles, see
+// UKernelEdgeSplitFn), else through a scratch tile.
+void gemm_block(const GemmKernel<float>& kr, const float* ut, const float* vt, float* mt, int64_t C, int64_t OCpad,
+                int64_t k0, int64_t k1, int64_t KB, int64_t jb) {
+  const int MR = kr.mr, NR = kr.nr;
+  const int64_t npan = jb / NR;
+  const int64_t rows = k1 - k0, rem = rows % MR;
+  const bool split = rem == 4 && rows > MR && kr.ukernel_edge && kr.ukernel_edge_split;
+  const int64_t full_end = k0 + (rows / MR - (split ? 1 : 0)) * MR;
+  alignas(64) float tmp[kMaxTile];
+  for (int xi = 0; xi < 16; ++xi) {
+    const float* u = ut + int64_t(xi) * OCpad * C;
+    const float* v = vt + int64_t(xi) * npan * C * NR;
+    float* m = mt + int64_t(xi) * KB * jb;
+    for (int64_t q = 0; q < npan; ++q) {
+      const float* bp = v + q * C * NR;
+      float* mq = m + q * NR;
+      for (int64_t i = k0; i < full_end; i += MR) kr.ukernel(C, u + i * C, bp, mq + (i - k0) * jb, jb, false);
+      const int64_t i = full_end;
+      if (split) {
+        kr.ukernel_edge(8, C, u + i * C, bp, nullptr, 0, mq + (i - k0) * jb, jb, false);
+        kr.ukernel_edge_split(C, u + i * C, bp, nullptr, 0, mq + (i + 8 - k0) * jb, jb, false);
+      } else if (rem > 0 && rem <= 8 && kr.ukernel_edge) {
+        kr.ukernel_edge(int(rem), C, u + i * C, bp, nullptr, 0, mq + (i - k0) * jb, jb, false);
+      } else if (rem > 0) {
+        kr.ukernel(C, u + i * C, bp, tmp, NR, false);
+        for (int64_t r = 0; r < rem; ++r) std::memcpy(mq + (i - k0 + r) * jb, tmp + r * NR, sizeof(float) * NR);
+      }
+    }
+  }
+}
+
+bool forward(float* y, const float* x, const float* ut, const float* b, const WinogradGeom& g, int64_t N, int64_t C,
+             int64_t K, float lim) {
+  const GemmKernel<float>& kr = kernel_for<float>(active_kernels());
+  const int MR = kr.mr, NR = kr.nr;
+  const int64_t OCpad = round_up(K, MR);
+  const int64_t T = N * g.TP;
+  // Chunk: V~ (16*C*JB floats) within about 384 KiB, 1..4 panels; fewer when
+  // the threads would otherwise not all have chunks.
+  int64_t npan = std::max<int64_t>(1, std::min<int64_t>(4, (384 * 1024 / 4) / (16 * C * NR)));
+  const int nthreads = num_threads();
+  while (npan > 1 && ceil_div(T, npan * NR) < 2 * nthreads) --npan;
+  const int64_t jb = npan * NR;
+  const int64_t chunks = ceil_div(T, jb);
+  // Output-channel block: M (16*KB*JB floats) within about 160 KiB, whole MR panels.
+  int64_t KB = std::max<int64_t>(MR, (160 * 1024 / 4) / (16 * jb) / MR * MR);
+  if (KB >= K) KB = K;
+  else if (K - KB < MR) KB = K;  // no sliver of a block at the end
+  const int nt = threads_for_flops(2.0 * 16.0 * double(T) * C * K, chunks);
+  const int64_t vsz = 16 * C * jb, msz = 16 * KB * jb;
+  Buffer<float> scratch(checked_mul(nt, vsz + msz, "conv2d winograd scratch"), "conv2d winograd scratch");
+  const int64_t max_runs = jb;  // every run holds at least one tile
+  std::vector<Run> runs_all(size_t(nt * max_runs));
+  std::atomic<bool> ok{true};
+  parallel_for(chunks, nt, [&](int64_t ch, int tid) {
+    if (!ok.load(std::memory_order_relaxed)) return;
+    float* vt = scratch.data() + tid * (vsz + msz);
+    float* mt = vt + vsz;
+    Run* runs = runs_all.data() + tid * max_runs;
+    const int64_t t0 = ch * jb, t1 = std::min(T, t0 + jb);
+    const int64_t nruns = chunk_runs(g, t0, t1, NR, runs);
+    if (t1 - t0 < jb) {  // zero the lanes past the last tile (they are summed, never stored)
+      const int64_t tail = t1 - t0;
+      for (int64_t xi = 0; xi < 16; ++xi)
+        for (int64_t q = tail / NR; q < npan; ++q)
+          for (int64_t c = 0; c < C; ++c) {
+            float* p = vt + ((xi * npan + q) * C + c) * NR;
+            const int64_t l0 = q == tail / NR ? tail % NR : 0;
+            std::fill(p + l0, p + NR, 0.0f);
+          }
+    }
+    bool good = true;
+    for (int64_t r = 0; r < nruns; ++r) good &= input_run(g, x, runs[r], C, NR, jb, lim, vt);
+    if (!good) {
+      ok.store(false, std::memory_order_relaxed);
+      return;
+    }
+    for (int64_t k0 = 0; k0 < K; k0 += KB) {
+      const int64_t k1 = std::min(K, k0 + KB);
+      gemm_block(kr, ut, vt, mt, C, OCpad, k0, k1, KB, jb);
+      for (int64_t r = 0; r < nruns; ++r) output_run(g, y, runs[r], K, k0, k1 - k0, KB, jb, mt, b);
+    }
+  });
+  return ok.load();
+}
+
+}  // namespace
+
+extern const WinogradKernels kWinograd;
+const WinogradKernels kWinograd = {forward};
+
+}  // namespace FASTCONV_WG_NS
+}  // namespace fastconv

@@ -1,0 +1,135 @@
+// Winograd F(2x2, 3x3): the portable build of winograd_impl.h, the weight
+// transform, and the choice of ISA build and of where the path is taken.
+#include <cmath>
+#include <cstring>
+
+#include "cpu/cpu.h"
+#include "ops/weight_pack.h"
+#include "ops/winograd.h"
+
+#define FASTCONV_WG_NS scalar
+#include "ops/winograd_impl.h"
+
+namespace fastconv {
+
+#ifdef FASTCONV_HAVE_X86_KERNELS
+namespace avx2 {
+extern const WinogradKernels kWinograd;
+}
+#endif
+#ifdef FASTCONV_HAVE_AVX512_KERNELS
+namespace avx512 {
+extern const WinogradKernels kWinograd;
+}
+#endif
+
+namespace {
+
+const WinogradKernels& table() {
+#ifdef FASTCONV_HAVE_X86_KERNELS
+  const char* isa = active_kernels().isa;
+#ifdef FASTCONV_HAVE_AVX512_KERNELS
+  if (!std::strcmp(isa, "avx512")) return avx512::kWinograd;
+#endif
+  if (!std::strcmp(isa, "avx2")) return avx2::kWinograd;
+#endif
+  return scalar::kWinograd;
+}
+
+// U~ (see winograd_impl.h): U[xi](o, c) = (G g G^T)[xi] of the 3x3 kernel
+// g = w[o, c] (or, flipped, w[c, o] rotated by 180 degrees), in MR-row panels.
+void transform_weight(float* ut, const float* w, int64_t K, int64_t C, int mr, bool flipped) {
+  const int64_t OCpad = round_up(K, mr);
+  const int64_t tasks = OCpad / mr;
+  parallel_for(tasks, threads_for_flops(64.0 * double(OCpad) * C, tasks), [&](int64_t ip, int) {
+    for (int64_t c = 0; c < C; ++c) {
+      float u[16][32];  // [xi][r], mr <= 32
+      for (int r = 0; r < mr; ++r) {
+        const int64_t o = ip * mr + r;
+        if (o >= K) {
+          for (int xi = 0; xi < 16; ++xi) u[xi][r] = 0.0f;
+          continue;
+        }
+        float g[9];
+        if (flipped) {
+          const float* s = w + (c * K + o) * 9;
+          for (int i = 0; i < 9; ++i) g[i] = s[8 - i];
+        } else {
+          std::memcpy(g, w + (o * C + c) * 9, sizeof g);
+        }
+        float t[4][3];  // G g
+        for (int j = 0; j < 3; ++j) {
+          t[0][j] = g[j];
+          t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+          t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+          t[3][j] = g[6 + j];
+        }
+        for (int i = 0; i < 4; ++i) {  // (G g) G^T
+          u[4 * i + 0][r] = t[i][0];
+          u[4 * i + 1][r] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+          u[4 * i + 2][r] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+          u[4 * i + 3][r] = t[i][2];
+        }
+      }
+      for (int xi = 0; xi < 16; ++xi) std::memcpy(ut + ((xi * tasks + ip) * C + c) * mr, u[xi], sizeof(float) * mr);
+    }
+  });
+}
+
+// Whether every |v[i]| <= lim (false for NaN), i < n; branch-free, vectorisable.
+bool all_within(const float* v, int64_t n, float lim) {
+  int bad = 0;
+  for (int64_t i = 0; i < n; ++i) bad |= !(std::fabs(v[i]) <= lim);
+  return bad == 0;
+}
+
+}  // namespace
+
+bool conv2d_winograd_applies(const Conv2dParams& p, bool is_float) {
+  return is_float && p.KH == 3 && p.KW == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 &&
+         p.dil_w == 1 && p.G == 1 && p.pad_t >= 0 && p.pad_b >= 0 && p.pad_l >= 0 && p.pad_r >= 0 && p.OH > 0 &&
+         p.OW > 0 && p.C > 0 && p.N > 0 && p.OC > 0;
+}
+
+bool conv2d_winograd_preferred(const Conv2dParams& p) {
+  const int64_t tiles = p.N * ((p.OH + 1) / 2) * ((p.OW + 1) / 2);
+  return conv2d_winograd_applies(p, true) && p.C >= 16 && p.C <= 256 && p.OC >= 16 && tiles >= 64;
+}
+
+bool conv2d_winograd_forward(float* y, const float* x, const float* w, const float* b, const Conv2dParams& p,
+                             ConvWeightPack<float>* pack, bool flipped) {
+  const GemmKernel<float>& kr = kernel_for<float>(active_kernels());
+  const int64_t K = p.OC, C = p.C;
+  // Bound on |x|, |w|: every transformed input is at most 4 max|x|, weight
+  // 2.25 max|w|, each of the 16 sums of products at most 9 C max|x| max|w|,
+  // and the output transform adds 9 of them: 81 C L^2 <= 1e37 < FLT_MAX / 30
+  // keeps every intermediate finite wherever inputs pass.
+  const float lim = float(std::sqrt(1e37 / (81.0 * double(C))));
+  if (!all_within(w, K * C * 9, lim)) return false;
+  if (b && !all_within(b, K, 1e37f)) return false;
+  const int64_t usz = checked_mul(checked_mul(16, round_up(K, kr.mr), "conv2d winograd weight"), C,
+                                  "conv2d winograd weight");
+  Buffer<float> own;
+  const float* ut;
+  const int64_t key = flipped ? -2 : -1;
+  if (pack && !flipped && pack->matches(w, 1, K, C * 9)) {
+    ut = pack->custom_panels(kr, key, usz, [&](float* dst) { transform_weight(dst, w, K, C, kr.mr, flipped); });
+  } else {
+    own.reset(usz, "conv2d winograd weight");
+    transform_weight(own.data(), w, K, C, kr.mr, flipped);
+    ut = own.data();
+  }
+  WinogradGeom g;
+  g.H = p.H;
+  g.W = p.W;
+  g.OH = p.OH;
+  g.OW = p.OW;
+  g.pt = p.pad_t;
+  g.pl = p.pad_l;
+  g.TH = (p.OH + 1) / 2;
+  g.TW = (p.OW + 1) / 2;
+  g.TP = g.TH * g.TW;
+  return table().forward(y, x, ut, b, g, p.N, C, K, lim);
+}
+
+}  // namespace fastconv
