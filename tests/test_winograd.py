@@ -1,4 +1,5 @@
-"""Winograd F(2x2, 3x3): the float32 3x3 stride-1 forward path.
+"""Winograd F(2x2, 3x3): the float32 3x3 stride-1 forward path, and the data gradient
+(the stride-1 convolution of dy with the flipped weight).
 
 Forced with set_conv_algorithm("winograd") it is checked against the NumPy
 float64 reference on shapes that reach every part of it (tiles across images
@@ -16,7 +17,7 @@ import fastconv
 import fastconv.functional as F
 import fastconv.nn as nn
 from fastconv import _core
-from reference import assert_close, conv2d_ref, conv2d_scales
+from reference import assert_close, conv2d_grads_ref, conv2d_ref, conv2d_scales
 
 
 @pytest.fixture
@@ -71,6 +72,24 @@ def test_winograd_matches_reference(shape, isa, algorithm):
     direct = F.conv2d(x, w, b, padding=pad)
     if C * K > 1:
         assert not np.array_equal(y, direct), "forced winograd gave the direct path's bits"
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 5, 5, 4, 1), (3, 5, 6, 7, 8, 0), (1, 4, 9, 3, 11, 2), (2, 16, 11, 13, 20, 1),
+                                   (2, 64, 16, 16, 24, 1), (1, 20, 8, 9, 76, 0)], ids=str)
+def test_data_gradient(shape, isa, algorithm):
+    N, C, H, W, K, pad = shape
+    rng = np.random.default_rng(sum(shape[:5]))
+    x, w, _ = _case(rng, N, C, H, W, K, bias=False)
+    dy = rng.standard_normal(conv2d_ref(x, w, padding=pad).shape).astype(np.float32)
+    algorithm("winograd")
+    dx, dw, db = F.conv2d_backward(dy, x, w, padding=pad)
+    rdx, rdw, rdb = conv2d_grads_ref(dy, x, w, padding=pad)
+    sdx, sdw, sdb = conv2d_scales(x, w, None, dy, padding=pad)[1:]
+    assert_close(dx, rdx, sdx, err_msg=f"dx {shape}")
+    assert_close(dw, rdw, sdw, err_msg=f"dw {shape}")
+    assert_close(db, rdb, sdb, err_msg=f"db {shape}")
+    algorithm("direct")
+    assert not np.array_equal(dx, F.conv2d_backward(dy, x, w, padding=pad)[0])
 
 
 @pytest.mark.parametrize("pads", [(2, 0, 0, 1), (0, 2, 1, 0), (1, 0, 2, 2), (0, 0, 0, 3)], ids=str)

@@ -428,7 +428,7 @@ void fill_parallel(T* p, int64_t n, T v) {
 // y by Winograd F(2x2, 3x3) where this call takes that path (float32 only);
 // false where it does not, or where an input failed its bound.
 bool winograd_forward(float* y, const float* x, const float* w, const float* b, const Conv2dParams& p,
-                      ConvWeightPack<float>* pack) {
+                      ConvWeightPack<float>* pack, bool flipped = false) {
   switch (conv2d_algorithm()) {
     case ConvAlgorithm::automatic:
       if (!conv2d_winograd_preferred(p)) return false;
@@ -438,10 +438,10 @@ bool winograd_forward(float* y, const float* x, const float* w, const float* b, 
       break;
     default: return false;
   }
-  return conv2d_winograd_forward(y, x, w, b, p, pack);
+  return conv2d_winograd_forward(y, x, w, b, p, pack, flipped);
 }
 template <typename T>
-bool winograd_forward(T*, const T*, const T*, const T*, const Conv2dParams&, ConvWeightPack<T>*) {
+bool winograd_forward(T*, const T*, const T*, const T*, const Conv2dParams&, ConvWeightPack<T>*, bool = false) {
   return false;
 }
 
@@ -507,7 +507,7 @@ void conv2d_backward_data(T* dx, const T* dy, const T* w, const Conv2dParams& p)
   // 2.0x at C = 3, even to 1.26x with half the rows used; the direct form
   // 1.2-1.5x faster from three quarters up.
   const bool rows_fill = 2 * p.Cg() > round_up(p.Cg(), int64_t(kr.mr));
-  if (conv2d_direct_applies(p) && conv2d_algorithm() != ConvAlgorithm::im2col && rows_fill) {
+  if (conv2d_direct_applies(p) && conv2d_algorithm() != ConvAlgorithm::im2col) {
     // Stride 1: dx is the direct convolution of dy with the flipped, transposed
     // weights, w'[g*Cg + c, o, kh, kw] = w[g*OCg + o, c, KH-1-kh, KW-1-kw], padded by
     // the kernel extent minus the forward padding (negative = crop). The direct
@@ -522,8 +522,12 @@ void conv2d_backward_data(T* dx, const T* dy, const T* w, const Conv2dParams& p)
     q.pad_b = p.dil_h * (p.KH - 1) - p.pad_b;
     q.pad_l = p.dil_w * (p.KW - 1) - p.pad_l;
     q.pad_r = p.dil_w * (p.KW - 1) - p.pad_r;
-    return conv2d_direct_forward(dx, dy, w, static_cast<const T*>(nullptr), q, static_cast<ConvWeightPack<T>*>(nullptr),
-                                 true);
+    // Winograd where it applies to that convolution (3x3, pads 2 - p >= 0)
+    if (winograd_forward(dx, dy, w, static_cast<const T*>(nullptr), q, static_cast<ConvWeightPack<T>*>(nullptr), true))
+      return;
+    if (rows_fill)
+      return conv2d_direct_forward(dx, dy, w, static_cast<const T*>(nullptr), q,
+                                   static_cast<ConvWeightPack<T>*>(nullptr), true);
   }
   const int64_t Cg = p.Cg(), OCg = p.OCg(), KK = p.KH * p.KW, Kg = p.Kg();
 
