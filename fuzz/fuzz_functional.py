@@ -310,7 +310,7 @@ def runtime(d: Decoder):
     elif r == 1:
         _core.set_isa(d.pick(list(_core.available_isas())))
     elif r == 2:
-        _core.set_conv_algorithm(d.pick(["auto", "im2col"]))
+        _core.set_conv_algorithm(d.pick(["auto", "im2col", "winograd"]))
 
 
 VERBOSE = bool(os.environ.get("FUZZ_VERBOSE"))  # print each decoded call (to read a crash input)

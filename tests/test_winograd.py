@@ -1,5 +1,5 @@
-"""Winograd F(2x2, 3x3): the float32 3x3 stride-1 forward path, and the data gradient
-(the stride-1 convolution of dy with the flipped weight).
+"""Winograd F(2x2, 3x3): the float32 3x3 stride-1 forward path, its data gradient
+(the stride-1 convolution of dy with the flipped weight) and its weight gradient.
 
 Forced with set_conv_algorithm("winograd") it is checked against the NumPy
 float64 reference on shapes that reach every part of it (tiles across images
@@ -75,8 +75,9 @@ def test_winograd_matches_reference(shape, isa, algorithm):
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 5, 5, 4, 1), (3, 5, 6, 7, 8, 0), (1, 4, 9, 3, 11, 2), (2, 16, 11, 13, 20, 1),
-                                   (2, 64, 16, 16, 24, 1), (1, 20, 8, 9, 76, 0)], ids=str)
-def test_data_gradient(shape, isa, algorithm):
+                                   (2, 64, 16, 16, 24, 1), (1, 20, 8, 9, 76, 0), (2, 20, 33, 35, 76, 1),
+                                   (9, 3, 30, 31, 5, 2)], ids=str)
+def test_gradients(shape, isa, algorithm):
     N, C, H, W, K, pad = shape
     rng = np.random.default_rng(sum(shape[:5]))
     x, w, _ = _case(rng, N, C, H, W, K, bias=False)
@@ -89,7 +90,9 @@ def test_data_gradient(shape, isa, algorithm):
     assert_close(dw, rdw, sdw, err_msg=f"dw {shape}")
     assert_close(db, rdb, sdb, err_msg=f"db {shape}")
     algorithm("direct")
-    assert not np.array_equal(dx, F.conv2d_backward(dy, x, w, padding=pad)[0])
+    ddx, ddw, ddb = F.conv2d_backward(dy, x, w, padding=pad)
+    assert not np.array_equal(dx, ddx) and not np.array_equal(dw, ddw)
+    assert np.array_equal(db, ddb)  # (the bias gradient is a plain sum either way)
 
 
 @pytest.mark.parametrize("pads", [(2, 0, 0, 1), (0, 2, 1, 0), (1, 0, 2, 2), (0, 0, 0, 3)], ids=str)
@@ -120,11 +123,18 @@ def test_small_integers_are_exact(pad, algorithm):
 def test_bitwise_independent_of_threads_and_batch(restore_runtime, algorithm):
     rng = np.random.default_rng(7)
     x, w, b = _case(rng, 6, 24, 14, 18, 40)
+    dy = rng.standard_normal((6, 40, 14, 18)).astype(np.float32)
     algorithm("winograd")
     out = {}
     for nt in (1, 2):
         fastconv.set_num_threads(nt)
         out[nt] = F.conv2d(x, w, b, padding=1)
+        grads = F.conv2d_backward(dy, x, w, padding=1)
+        if nt == 1:
+            first = grads
+        else:
+            for name, a, c in zip(("dx", "dw", "db"), first, grads):
+                assert np.array_equal(a, c), f"{name} differs between 1 and 2 threads"
     assert np.array_equal(out[1], out[2])
     for n in range(x.shape[0]):  # tiles of one image alone land in other chunks and lanes
         assert np.array_equal(F.conv2d(x[n : n + 1], w, b, padding=1)[0], out[2][n])
@@ -157,6 +167,22 @@ def test_specials_follow_the_reference(where, value, algorithm):
     assert (~np.isfinite(ref)).any() and np.isfinite(ref).any()
     fin = np.isfinite(ref)
     assert_close(y[fin], ref[fin], scale[fin])
+
+
+@pytest.mark.parametrize("where", ["x", "dy"])
+@pytest.mark.parametrize("value", [np.inf, np.nan])
+def test_gradient_specials_follow_the_reference(where, value, algorithm):
+    rng = np.random.default_rng(13)
+    x, w, _ = _case(rng, 2, 6, 9, 8, 10, bias=False)
+    dy = rng.standard_normal((2, 10, 9, 8)).astype(np.float32)
+    {"x": x, "dy": dy}[where][1, 3, 4, 5] = value
+    algorithm("winograd")
+    grads = F.conv2d_backward(dy, x, w, padding=1)
+    with np.errstate(all="ignore"):
+        refs = conv2d_grads_ref(dy, x, w, padding=1)
+    for name, g, r in zip(("dx", "dw", "db"), grads, refs):
+        for test in (np.isnan, np.isposinf, np.isneginf):
+            assert np.array_equal(test(g), test(r)), f"{name}: {test.__name__} positions differ"
 
 
 def test_values_that_would_overflow_the_transforms(algorithm):

@@ -445,6 +445,24 @@ bool winograd_forward(T*, const T*, const T*, const T*, const Conv2dParams&, Con
   return false;
 }
 
+// dw by Winograd where this call takes that path (float32 only), as above.
+bool winograd_backward_weight(float* dw, const float* dy, const float* x, const Conv2dParams& p) {
+  switch (conv2d_algorithm()) {
+    case ConvAlgorithm::automatic:
+      if (!conv2d_winograd_weight_grad_preferred(p)) return false;
+      break;
+    case ConvAlgorithm::winograd:
+      if (!conv2d_winograd_applies(p, true)) return false;
+      break;
+    default: return false;
+  }
+  return conv2d_winograd_backward_weight(dw, dy, x, p);
+}
+template <typename T>
+bool winograd_backward_weight(T*, const T*, const T*, const Conv2dParams&) {
+  return false;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -695,6 +713,7 @@ void conv2d_backward_weight(T* dw, T* db, const T* dy, const T* x, const Conv2dP
   if (!dw || p.OC == 0) return;
   if (p.N == 0) return fill_parallel(dw, p.OC * Kg, T(0));
   if (depthwise_kernels_apply(p)) return depthwise_backward_weight(dw, dy, x, p);
+  if (winograd_backward_weight(dw, dy, x, p)) return;
   const GemmKernel<T>& kr = kernel_for<T>(active_kernels());
 
   // Inner products along the Wp pitch win when each image gives long rows to

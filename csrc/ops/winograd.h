@@ -11,8 +11,10 @@ class ConvWeightPack;
 // The shapes the Winograd path can compute: a 3x3 kernel, stride 1,
 // dilation 1, one group, float32, no crop (pads >= 0), at least one output.
 bool conv2d_winograd_applies(const Conv2dParams& p, bool is_float);
-// Where the automatic choice takes it (measured; see winograd_scalar.cpp).
+// Where the automatic choice takes it (measured; see winograd_scalar.cpp):
+// the forward and data gradient, and (more tiles needed) the weight gradient.
 bool conv2d_winograd_preferred(const Conv2dParams& p);
+bool conv2d_winograd_weight_grad_preferred(const Conv2dParams& p);
 
 // y = conv(x, w) + b through F(2x2, 3x3). Returns false, having written y
 // only partly or not at all, when an input or weight is not finite or so large
@@ -21,5 +23,11 @@ bool conv2d_winograd_preferred(const Conv2dParams& p);
 // (w is the forward weight of the convolution whose data gradient this is).
 bool conv2d_winograd_forward(float* y, const float* x, const float* w, const float* b, const Conv2dParams& p,
                              ConvWeightPack<float>* pack, bool flipped = false);
+
+// dw (OC, C, 3, 3) = the weight gradient of conv2d_winograd_forward's
+// convolution, through the same transforms; false, dw unwritten, when a value
+// of x or dy is not finite or too large for them (the caller computes dw
+// another way).
+bool conv2d_winograd_backward_weight(float* dw, const float* dy, const float* x, const Conv2dParams& p);
 
 }  // namespace fastconv

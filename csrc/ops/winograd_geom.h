@@ -20,6 +20,10 @@ struct WinogradGeom {
 struct WinogradKernels {
   bool (*forward)(float* y, const float* x, const float* ut, const float* b, const WinogradGeom& g, int64_t N,
                   int64_t C, int64_t K, float lim);
+  // dw (K, C, 3, 3) from dy (N, K, OH, OW) and x; false when a value of x or
+  // dy failed |v| <= lim (dw then not written).
+  bool (*backward_weight)(float* dw, const float* dy, const float* x, const WinogradGeom& g, int64_t N, int64_t C,
+                          int64_t K, float lim);
 };
 
 }  // namespace fastconv

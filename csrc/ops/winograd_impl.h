@@ -69,13 +69,15 @@ struct Run {
   int64_t n, ty, tx0, len, lane;
 };
 
-// The runs of chunk [t0, t1), cut at tile-row and panel (NR) boundaries.
+constexpr int64_t kMaxRun = 32;  // tiles per run at most (the portable transforms' stage size)
+
+// The runs of chunk [t0, t1), cut at tile-row and panel (nr) boundaries.
 inline int64_t chunk_runs(const WinogradGeom& g, int64_t t0, int64_t t1, int nr, Run* runs) {
   int64_t cnt = 0;
   for (int64_t t = t0; t < t1;) {
     const int64_t n = t / g.TP, r = t % g.TP, ty = r / g.TW, tx = r % g.TW;
     const int64_t lane = t - t0;
-    const int64_t len = std::min({g.TW - tx, t1 - t, int64_t(nr) - lane % nr});
+    const int64_t len = std::min({g.TW - tx, t1 - t, int64_t(nr) - lane % nr, kMaxRun});
     runs[cnt++] = Run{n, ty, tx, len, lane};
     t += len;
   }
@@ -181,14 +183,54 @@ void output_run(const WinogradGeom& g, float* y, const Run& run, int64_t K, int6
   }
 }
 
+// dM for one run and all output channels: dM[xi][k][lane] = (A dY A^T)[xi],
+// A = (A^T)^T, the 2x2 tile of dy (zero past the output's edge) to 4x4.
+// Two rows of 2*cnt values by masked loads, split into even and odd columns.
+bool grad_run(const WinogradGeom& g, const float* dy, const Run& run, int64_t K, int64_t jb, float lim, float* dm) {
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+  const __m512 vlim = _mm512_set1_ps(lim);
+  const int64_t oh0 = 2 * run.ty, xs = K * jb;
+  const bool row1 = oh0 + 1 < g.OH;
+  __mmask16 bad = 0;
+  for (int64_t g0 = 0; g0 < run.len; g0 += 16) {
+    const int64_t cnt = std::min<int64_t>(16, run.len - g0);
+    const int64_t ow0 = 2 * (run.tx0 + g0);
+    const int64_t ncols = std::min<int64_t>(2 * cnt, g.OW - ow0);
+    const __mmask16 mA = lanes_between(0, ncols), mB = lanes_between(0, ncols - 16), tm = lanes_between(0, cnt);
+    for (int64_t k = 0; k < K; ++k) {
+      const float* r0 = dy + ((run.n * K + k) * g.OH + oh0) * g.OW + ow0;
+      const __m512 A0 = _mm512_maskz_loadu_ps(mA, r0), B0 = _mm512_maskz_loadu_ps(mB, r0 + 16);
+      const __m512 A1 = row1 ? _mm512_maskz_loadu_ps(mA, r0 + g.OW) : _mm512_setzero_ps();
+      const __m512 B1 = row1 ? _mm512_maskz_loadu_ps(mB, r0 + g.OW + 16) : _mm512_setzero_ps();
+      bad |= __mmask16(~_mm512_cmp_ps_mask(_mm512_abs_ps(A0), vlim, _CMP_LE_OQ));
+      bad |= __mmask16(~_mm512_cmp_ps_mask(_mm512_abs_ps(B0), vlim, _CMP_LE_OQ));
+      bad |= __mmask16(~_mm512_cmp_ps_mask(_mm512_abs_ps(A1), vlim, _CMP_LE_OQ));
+      bad |= __mmask16(~_mm512_cmp_ps_mask(_mm512_abs_ps(B1), vlim, _CMP_LE_OQ));
+      const __m512 p0 = _mm512_permutex2var_ps(A0, even, B0), q0 = _mm512_permutex2var_ps(A0, odd, B0);
+      const __m512 p1 = _mm512_permutex2var_ps(A1, even, B1), q1 = _mm512_permutex2var_ps(A1, odd, B1);
+      const __m512 zero = _mm512_setzero_ps();
+      const __m512 rp[4] = {p0, _mm512_add_ps(p0, p1), _mm512_sub_ps(p0, p1), _mm512_sub_ps(zero, p1)};
+      const __m512 rq[4] = {q0, _mm512_add_ps(q0, q1), _mm512_sub_ps(q0, q1), _mm512_sub_ps(zero, q1)};
+      float* d = dm + k * jb + run.lane + g0;
+      for (int a = 0; a < 4; ++a) {
+        _mm512_mask_storeu_ps(d + (4 * a + 0) * xs, tm, rp[a]);
+        _mm512_mask_storeu_ps(d + (4 * a + 1) * xs, tm, _mm512_add_ps(rp[a], rq[a]));
+        _mm512_mask_storeu_ps(d + (4 * a + 2) * xs, tm, _mm512_sub_ps(rp[a], rq[a]));
+        _mm512_mask_storeu_ps(d + (4 * a + 3) * xs, tm, _mm512_sub_ps(zero, rq[a]));
+      }
+    }
+  }
+  return bad == 0;
+}
+
 #else
 // V~ for one run and all channels. Returns false when a value read fails the
 // bound (not finite or |v| > lim).
 bool input_run(const WinogradGeom& g, const float* __restrict x, const Run& run, int64_t C, int nr, int64_t jb,
                float lim, float* __restrict vt) {
-  constexpr int kMaxNR = 32;
-  alignas(64) float stage[4][2 * kMaxNR + 2];
-  alignas(64) float h[4][4][kMaxNR];  // h[row][j][lane]
+  alignas(64) float stage[4][2 * kMaxRun + 2];
+  alignas(64) float h[4][4][kMaxRun];  // h[row][j][lane]
   const int64_t len = run.len;
   const int64_t w0 = 2 * run.tx0 - g.pl;               // input column of stage[.][0]
   const int64_t span = 2 * len + 2;
@@ -253,9 +295,8 @@ bool input_run(const WinogradGeom& g, const float* __restrict x, const Run& run,
 // y for one run and output channels [k0, k0 + kb) from M (rows k - k0).
 void output_run(const WinogradGeom& g, float* __restrict y, const Run& run, int64_t K, int64_t k0, int64_t kb,
                 int64_t KB, int64_t jb, const float* __restrict mt, const float* b) {
-  constexpr int kMaxNR = 32;
-  alignas(64) float s[2][4][kMaxNR];
-  alignas(64) float out[2][2 * kMaxNR];
+  alignas(64) float s[2][4][kMaxRun];
+  alignas(64) float out[2][2 * kMaxRun];
   const int64_t len = run.len;
   const int64_t ow0 = 2 * run.tx0, oh0 = 2 * run.ty;
   const int64_t ncols = std::min<int64_t>(2 * len, g.OW - ow0);
@@ -290,6 +331,46 @@ void output_run(const WinogradGeom& g, float* __restrict y, const Run& run, int6
       if (o == out[a]) std::memcpy(yk + a * g.OW, out[a], sizeof(float) * ncols);
     }
   }
+}
+
+// dM for one run and all output channels (see the AVX-512 build above).
+bool grad_run(const WinogradGeom& g, const float* __restrict dy, const Run& run, int64_t K, int64_t jb, float lim,
+              float* __restrict dm) {
+  alignas(64) float r[2][2 * kMaxRun];
+  const int64_t len = run.len, oh0 = 2 * run.ty, ow0 = 2 * run.tx0, xs = K * jb;
+  const int64_t ncols = std::min<int64_t>(2 * len, g.OW - ow0);
+  const int nrows = oh0 + 1 < g.OH ? 2 : 1;
+  int bad = 0;
+  for (int64_t k = 0; k < K; ++k) {
+    for (int a = 0; a < 2; ++a) {
+      float* __restrict d = r[a];
+      if (a < nrows) {
+        const float* __restrict src = dy + ((run.n * K + k) * g.OH + oh0 + a) * g.OW + ow0;
+        for (int64_t m = 0; m < ncols; ++m) d[m] = src[m];
+        for (int64_t m = 0; m < ncols; ++m) bad |= !(std::fabs(d[m]) <= lim);
+        for (int64_t m = ncols; m < 2 * len; ++m) d[m] = 0.0f;
+      } else {
+        for (int64_t m = 0; m < 2 * len; ++m) d[m] = 0.0f;
+      }
+    }
+    float* __restrict d = dm + k * jb + run.lane;
+    for (int a = 0; a < 4; ++a) {
+      float* __restrict d0 = d + (4 * a + 0) * xs;
+      float* __restrict d1 = d + (4 * a + 1) * xs;
+      float* __restrict d2 = d + (4 * a + 2) * xs;
+      float* __restrict d3 = d + (4 * a + 3) * xs;
+      for (int64_t l = 0; l < len; ++l) {
+        const float p0 = r[0][2 * l], q0 = r[0][2 * l + 1], p1 = r[1][2 * l], q1 = r[1][2 * l + 1];
+        const float p = a == 0 ? p0 : a == 1 ? p0 + p1 : a == 2 ? p0 - p1 : 0.0f - p1;
+        const float q = a == 0 ? q0 : a == 1 ? q0 + q1 : a == 2 ? q0 - q1 : 0.0f - q1;
+        d0[l] = p;
+        d1[l] = p + q;
+        d2[l] = p - q;
+        d3[l] = 0.0f - q;
+      }
+    }
+  }
+  return bad == 0;
 }
 
 #endif
@@ -383,10 +464,113 @@ bool forward(float* y, const float* x, const float* ut, const float* b, const Wi
   return ok.load();
 }
 
+// Weight gradient. With dM = A dY A^T per tile (grad_run) and V as in the
+// forward (input_run), dU[xi] (K x C) = sum over tiles of dM[xi] V[xi]^T, and
+// dw[k, c] = G^T dU(k, c) G. The tiles are cut into chunks of jb and the
+// chunks into R groups, both by the shape alone; each group sums its chunks in
+// order into its own dU (the GEMM's accumulation), the groups are summed in
+// order at the end: bitwise the same result at any thread count. Per chunk and
+// xi, dM and V are turned into the micro-kernel's panels by the ISA's block
+// transpose (the tiles become the reduction).
+bool backward_weight(float* dw, const float* dy, const float* x, const WinogradGeom& g, int64_t N, int64_t C,
+                     int64_t K, float lim) {
+  const GemmKernel<float>& kr = kernel_for<float>(active_kernels());
+  const int MR = kr.mr, NR = kr.nr;
+  const int64_t Kpad = round_up(K, MR), Cpad = round_up(C, NR);
+  const int64_t T = N * g.TP;
+  // chunk: V and dM (16*(C+K)*jb floats) within about 1 MiB; 32..256 tiles
+  const int64_t jb = std::max<int64_t>(32, std::min<int64_t>(256, (1 << 20) / (64 * (C + K)) / 8 * 8));
+  const int64_t chunks = ceil_div(T, jb);
+  const int64_t usz = 16 * Kpad * Cpad;
+  // groups: up to 8, their partial sums within 32 MiB in all
+  int64_t R = std::min<int64_t>({8, chunks, std::max<int64_t>(1, (32 << 20) / (4 * usz))});
+  while (R & (R - 1)) R &= R - 1;  // a power of two (even shares for 2, 4 or 8 threads)
+  const int nt = threads_for_flops(2.0 * 16.0 * double(T) * C * K, R);
+  const int64_t vsz = 16 * C * jb, dsz = 16 * K * jb, asz = Kpad * jb, bsz = Cpad * jb;
+  const int64_t per_thread = vsz + dsz + asz + bsz;
+  Buffer<float> partial(checked_mul(R, usz, "conv2d winograd weight gradient"), "conv2d winograd weight gradient");
+  Buffer<float> scratch(checked_mul(nt, per_thread, "conv2d winograd scratch"), "conv2d winograd scratch");
+  std::vector<Run> runs_all(size_t(nt * jb));
+  std::atomic<bool> ok{true};
+  parallel_for(R, nt, [&](int64_t r, int tid) {
+    float* vt = scratch.data() + tid * per_thread;
+    float* dm = vt + vsz;
+    float* ap = dm + dsz;
+    float* bp = ap + asz;
+    float* du = partial.data() + r * usz;
+    Run* runs = runs_all.data() + tid * jb;
+    int64_t c0, c1;
+    split_range(chunks, R, r, c0, c1);
+    if (c0 == c1) {
+      std::fill(du, du + usz, 0.0f);
+      return;
+    }
+    for (int64_t ch = c0; ch < c1; ++ch) {
+      if (!ok.load(std::memory_order_relaxed)) return;
+      const int64_t t0 = ch * jb, t1 = std::min(T, t0 + jb), kc = t1 - t0;
+      const int64_t nruns = chunk_runs(g, t0, t1, int(jb), runs);
+      bool good = true;
+      for (int64_t i = 0; i < nruns; ++i) {
+        good &= input_run(g, x, runs[i], C, int(jb), jb, lim, vt);
+        good &= grad_run(g, dy, runs[i], K, jb, lim, dm);
+      }
+      if (!good) {
+        ok.store(false, std::memory_order_relaxed);
+        return;
+      }
+      for (int xi = 0; xi < 16; ++xi) {
+        // A~: dM[xi] rows in MR-row panels; B~: V[xi] rows in NR-column panels; k = tile
+        for (int64_t i0 = 0; i0 < K; i0 += MR) {
+          const int64_t rows = std::min<int64_t>(MR, K - i0);
+          float* a = ap + i0 * kc;
+          if (rows < MR) std::fill(a, a + MR * kc, 0.0f);
+          kr.transpose(rows, kc, dm + (xi * K + i0) * jb, jb, a, MR);
+        }
+        for (int64_t j0 = 0; j0 < C; j0 += NR) {
+          const int64_t cols = std::min<int64_t>(NR, C - j0);
+          float* b = bp + j0 * kc;
+          if (cols < NR) std::fill(b, b + NR * kc, 0.0f);
+          kr.transpose(cols, kc, vt + (xi * C + j0) * jb, jb, b, NR);
+        }
+        float* u = du + xi * Kpad * Cpad;
+        for (int64_t j0 = 0; j0 < Cpad; j0 += NR)
+          for (int64_t i0 = 0; i0 < Kpad; i0 += MR)
+            kr.ukernel(kc, ap + i0 * kc, bp + j0 * kc, u + i0 * Cpad + j0, Cpad, ch > c0);
+      }
+    }
+  });
+  if (!ok.load()) return false;
+  // dw[k, c] = G^T (sum_r dU_r(k, c)) G, G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1]
+  parallel_for(K, threads_for_flops(64.0 * double(K) * C * R, K), [&](int64_t k, int) {
+    for (int64_t c = 0; c < C; ++c) {
+      float u[16];
+      for (int xi = 0; xi < 16; ++xi) {
+        const float* src = partial.data() + (xi * Kpad + k) * Cpad + c;
+        float acc = src[0];
+        for (int64_t r = 1; r < R; ++r) acc += src[r * usz];
+        u[xi] = acc;
+      }
+      float t[3][4];  // G^T dU
+      for (int j = 0; j < 4; ++j) {
+        t[0][j] = u[j] + 0.5f * (u[4 + j] + u[8 + j]);
+        t[1][j] = 0.5f * (u[4 + j] - u[8 + j]);
+        t[2][j] = 0.5f * (u[4 + j] + u[8 + j]) + u[12 + j];
+      }
+      float* d = dw + (k * C + c) * 9;
+      for (int i = 0; i < 3; ++i) {  // (G^T dU) G
+        d[3 * i + 0] = t[i][0] + 0.5f * (t[i][1] + t[i][2]);
+        d[3 * i + 1] = 0.5f * (t[i][1] - t[i][2]);
+        d[3 * i + 2] = 0.5f * (t[i][1] + t[i][2]) + t[i][3];
+      }
+    }
+  });
+  return true;
+}
+
 }  // namespace
 
 extern const WinogradKernels kWinograd;
-const WinogradKernels kWinograd = {forward};
+const WinogradKernels kWinograd = {forward, backward_weight};
 
 }  // namespace FASTCONV_WG_NS
 }  // namespace fastconv
