@@ -245,3 +245,15 @@ def test_algorithm_names(algorithm):
         assert _core.get_conv_algorithm() == name
     with pytest.raises(ValueError, match="'auto', 'im2col', 'direct' or 'winograd', got 'fft'"):
         _core.set_conv_algorithm("fft")
+
+
+def test_public_setting(algorithm):
+    assert fastconv.CONV_ALGORITHMS == ("auto", "direct", "winograd", "im2col")
+    for name in fastconv.CONV_ALGORITHMS:
+        fastconv.set_conv_algorithm(name)
+        assert fastconv.get_conv_algorithm() == name == _core.get_conv_algorithm()
+    with pytest.raises(ValueError, match=r"set_conv_algorithm: name must be one of 'auto', .* got 'Winograd'"):
+        fastconv.set_conv_algorithm("Winograd")
+    with pytest.raises(TypeError, match="set_conv_algorithm: name must be a str, got int"):
+        fastconv.set_conv_algorithm(3)
+    assert fastconv.get_conv_algorithm() == "im2col"  # a rejected call changes nothing

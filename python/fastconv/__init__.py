@@ -26,7 +26,14 @@ from . import models
 from .serialization import load, save
 from .summary import Summary, summary
 from ._elementwise import manual_seed
-from ._runtime import build_info, get_num_threads, set_num_threads
+from ._runtime import (
+    CONV_ALGORITHMS,
+    build_info,
+    get_conv_algorithm,
+    get_num_threads,
+    set_conv_algorithm,
+    set_num_threads,
+)
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .tensor import Tensor, cat, stack, tensor
 
@@ -57,6 +64,9 @@ __all__ = [
     "build_info",
     "get_num_threads",
     "set_num_threads",
+    "set_conv_algorithm",
+    "get_conv_algorithm",
+    "CONV_ALGORITHMS",
     "__version__",
 ]
 

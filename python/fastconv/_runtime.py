@@ -64,6 +64,47 @@ def get_num_threads() -> int:
     return _core.get_num_threads()
 
 
+#: The convolution algorithms ``set_conv_algorithm`` accepts.
+CONV_ALGORITHMS = ("auto", "direct", "winograd", "im2col")
+
+
+def set_conv_algorithm(name: str) -> None:
+    """Choose how dense convolutions are computed (process-wide).
+
+    ``"auto"`` (the default) picks per shape: Winograd F(2x2, 3x3) for
+    float32 3x3 stride-1 convolutions (one group, dilation 1) with at least
+    16 input and output channels and enough output tiles, forward and
+    backward; a direct kernel for other stride-1 and most strided shapes;
+    implicit-im2col GEMM for the rest. ``"direct"`` is ``"auto"`` without
+    Winograd: each output is then a plain sum of products, as in PyTorch's
+    default CPU path (Winograd's results differ from it in the last bits).
+    ``"winograd"`` takes Winograd wherever it applies, even on shapes where
+    it is slower. ``"im2col"`` forces the GEMM everywhere. Depthwise
+    convolutions always use their own kernel. Results never depend on the
+    thread count under any choice.
+
+    >>> fastconv.set_conv_algorithm("direct")
+    >>> fastconv.get_conv_algorithm()
+    'direct'
+    >>> fastconv.set_conv_algorithm("auto")
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"set_conv_algorithm: name must be a str, got {type(name).__name__}")
+    if name not in CONV_ALGORITHMS:
+        raise ValueError(f"set_conv_algorithm: name must be one of {', '.join(map(repr, CONV_ALGORITHMS))}, "
+                         f"got {name!r}")
+    _core.set_conv_algorithm(name)
+
+
+def get_conv_algorithm() -> str:
+    """The convolution algorithm setting (see ``set_conv_algorithm``).
+
+    >>> fastconv.get_conv_algorithm() in fastconv.CONV_ALGORITHMS
+    True
+    """
+    return _core.get_conv_algorithm()
+
+
 def build_info() -> dict[str, Any]:
     """How this fastconv was built and what it runs on.
 
