@@ -115,7 +115,7 @@ bool conv2d_winograd_applies(const Conv2dParams& p, bool is_float) {
 
 // Alternated with the direct path in one process (functional calls, so the
 // weight transform is paid per call), AVX-512, 1 and 2 threads, forward and
-// data gradient, in a slow spell of the VM (probe 150-190 GFLOP/s per core):
+// data gradient, on the Intel Xeon development VM (probe 150-190 GFLOP/s per core):
 // 32x64x32x32, 32x128x16x16, 32x256x8x8 and 8x64x56x56 1.7-2.2x faster;
 // 1x64x32x32 1.5x, 1x128x16x16 1.3-1.45x, 1x16x32x32 1.56x, 1x32x16x16 1.25x.
 // Few tiles against a large weight lose to the transform of the weight:
