@@ -425,20 +425,22 @@ void fill_parallel(T* p, int64_t n, T v) {
   });
 }
 
+// Whether this call takes the Winograd path, per the algorithm setting
+// (weight_grad: the weight gradient's own threshold).
+bool takes_winograd(const Conv2dParams& p, bool weight_grad = false) {
+  switch (conv2d_algorithm()) {
+    case ConvAlgorithm::automatic:
+      return weight_grad ? conv2d_winograd_weight_grad_preferred(p) : conv2d_winograd_preferred(p);
+    case ConvAlgorithm::winograd: return conv2d_winograd_applies(p, true);
+    default: return false;
+  }
+}
+
 // y by Winograd F(2x2, 3x3) where this call takes that path (float32 only);
 // false where it does not, or where an input failed its bound.
 bool winograd_forward(float* y, const float* x, const float* w, const float* b, const Conv2dParams& p,
                       ConvWeightPack<float>* pack, bool flipped = false) {
-  switch (conv2d_algorithm()) {
-    case ConvAlgorithm::automatic:
-      if (!conv2d_winograd_preferred(p)) return false;
-      break;
-    case ConvAlgorithm::winograd:
-      if (!conv2d_winograd_applies(p, true)) return false;
-      break;
-    default: return false;
-  }
-  return conv2d_winograd_forward(y, x, w, b, p, pack, flipped);
+  return takes_winograd(p) && conv2d_winograd_forward(y, x, w, b, p, pack, flipped);
 }
 template <typename T>
 bool winograd_forward(T*, const T*, const T*, const T*, const Conv2dParams&, ConvWeightPack<T>*, bool = false) {
@@ -447,16 +449,7 @@ bool winograd_forward(T*, const T*, const T*, const T*, const Conv2dParams&, Con
 
 // dw by Winograd where this call takes that path (float32 only), as above.
 bool winograd_backward_weight(float* dw, const float* dy, const float* x, const Conv2dParams& p) {
-  switch (conv2d_algorithm()) {
-    case ConvAlgorithm::automatic:
-      if (!conv2d_winograd_weight_grad_preferred(p)) return false;
-      break;
-    case ConvAlgorithm::winograd:
-      if (!conv2d_winograd_applies(p, true)) return false;
-      break;
-    default: return false;
-  }
-  return conv2d_winograd_backward_weight(dw, dy, x, p);
+  return takes_winograd(p, true) && conv2d_winograd_backward_weight(dw, dy, x, p);
 }
 template <typename T>
 bool winograd_backward_weight(T*, const T*, const T*, const Conv2dParams&) {

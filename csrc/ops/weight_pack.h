@@ -35,16 +35,8 @@ class ConvWeightPack {
   // apart), packed on first use. Safe to call from concurrent forward calls;
   // the memory stays valid for the life of the pack.
   const T* panels(const GemmKernel<T>& kr, int64_t kc) {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& e : entries_)
-      if (e->kernel == &kr && e->kc == kc) return e->data.data();
-    auto e = std::make_unique<Entry>();
-    e->kernel = &kr;
-    e->kc = kc;
-    e->data.reset(checked_mul(G_, prepacked_a_size(M_, K_, kr), "conv2d packed weight"), "conv2d packed weight");
-    prepack_a_groups(e->data.data(), w_, G_, M_, K_, kr, kc);
-    entries_.push_back(std::move(e));
-    return entries_.back()->data.data();
+    return layout(kr, kc, checked_mul(G_, prepacked_a_size(M_, K_, kr), "conv2d packed weight"),
+                  [&](T* dst) { prepack_a_groups(dst, w_, G_, M_, K_, kr, kc); });
   }
 
   // Another layout of the same weight, `count` values filled by fill(dst) on
@@ -52,16 +44,7 @@ class ConvWeightPack {
   // Winograd path's transformed weight). Concurrency and lifetime as panels.
   template <class Fill>
   const T* custom_panels(const GemmKernel<T>& kr, int64_t key, int64_t count, Fill&& fill) {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& e : entries_)
-      if (e->kernel == &kr && e->kc == key) return e->data.data();
-    auto e = std::make_unique<Entry>();
-    e->kernel = &kr;
-    e->kc = key;
-    e->data.reset(count, "conv2d packed weight");
-    fill(e->data.data());
-    entries_.push_back(std::move(e));
-    return entries_.back()->data.data();
+    return layout(kr, key, count, fill);
   }
 
   // Packed layouts built so far, and their bytes.
@@ -77,6 +60,21 @@ class ConvWeightPack {
   }
 
  private:
+  // The entry for (kr, key), built by fill on first use.
+  template <class Fill>
+  const T* layout(const GemmKernel<T>& kr, int64_t key, int64_t count, Fill&& fill) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& e : entries_)
+      if (e->kernel == &kr && e->kc == key) return e->data.data();
+    auto e = std::make_unique<Entry>();
+    e->kernel = &kr;
+    e->kc = key;
+    e->data.reset(count, "conv2d packed weight");
+    fill(e->data.data());
+    entries_.push_back(std::move(e));
+    return entries_.back()->data.data();
+  }
+
   struct Entry {
     const GemmKernel<T>* kernel;
     int64_t kc;
