@@ -581,6 +581,7 @@ def _det_cases():
         "strided": ((4, 32, 28, 28), (48, 32, 3, 3), dict(stride=2, padding=1), "auto"),
         "stride1_3x3": ((4, 32, 28, 28), (32, 32, 3, 3), dict(padding=1), "auto"),
         "stride1_3x3_im2col": ((4, 32, 28, 28), (32, 32, 3, 3), dict(padding=1), "im2col"),
+        "stride1_3x3_winograd": ((5, 20, 17, 15), (28, 20, 3, 3), dict(padding=1), "winograd"),
         "grouped_dilated": ((4, 24, 20, 20), (36, 8, 3, 3), dict(groups=3, dilation=2, padding="same"), "auto"),
         "large": ((8, 64, 32, 32), (64, 64, 3, 3), dict(padding=1), "auto"),
         "large_float64": ((4, 32, 24, 24), (64, 32, 5, 5), dict(padding=2), "auto"),
