@@ -380,9 +380,17 @@ DIRECT_CASES = [
 ]
 
 
+@pytest.fixture
+def direct():
+    """The direct kernels themselves (auto would take Winograd on some of these shapes: tests/test_winograd.py)."""
+    fastconv.set_conv_algorithm("direct")
+    yield
+    fastconv.set_conv_algorithm("auto")
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("cfg", DIRECT_CASES, ids=cid)
-def test_direct_tilings(cfg, dtype, isa, rng):
+def test_direct_tilings(cfg, dtype, isa, direct, rng):
     check_forward(cfg, dtype, rng)
     check_backward(cfg, dtype, rng)
     if dtype == np.float32:
@@ -391,7 +399,7 @@ def test_direct_tilings(cfg, dtype, isa, rng):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("cfg", BIG_CASES, ids=cid)
-def test_large_and_blocked(cfg, dtype, isa, rng):
+def test_large_and_blocked(cfg, dtype, isa, direct, rng):
     check_forward(cfg, dtype, rng)
     check_backward(cfg, dtype, rng)
     if dtype == np.float32:

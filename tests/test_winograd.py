@@ -1,5 +1,6 @@
-"""Winograd F(2x2, 3x3): the float32 3x3 stride-1 forward path, its data gradient
-(the stride-1 convolution of dy with the flipped weight) and its weight gradient.
+"""Winograd F(2x2, 3x3) and F(2x2, 5x5): the float32 stride-1 forward path, its
+data gradient (the stride-1 convolution of dy with the flipped weight) and, for
+3x3, its weight gradient.
 
 Forced with set_conv_algorithm("winograd") it is checked against the NumPy
 float64 reference on shapes that reach every part of it (tiles across images
@@ -9,6 +10,8 @@ hand inputs it cannot take exactly (Inf, NaN, values large enough to overflow
 its transforms) to the direct path, so specials follow the IEEE rules of the
 reference. The automatic choice must take it where it is meant to.
 """
+
+import zlib
 
 import numpy as np
 import pytest
@@ -27,9 +30,9 @@ def algorithm():
     _core.set_conv_algorithm("auto")
 
 
-def _case(rng, N, C, H, W, K, bias=True, dtype=np.float32):
+def _case(rng, N, C, H, W, K, bias=True, dtype=np.float32, k=3):
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
-    w = rng.standard_normal((K, C, 3, 3)).astype(dtype)
+    w = rng.standard_normal((K, C, k, k)).astype(dtype)
     b = rng.standard_normal(K).astype(dtype) if bias else None
     return x, w, b
 
@@ -60,7 +63,7 @@ SHAPES = [
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_winograd_matches_reference(shape, isa, algorithm):
     N, C, H, W, K, pad = shape
-    rng = np.random.default_rng(sum(map(hash, map(str, shape))) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(str(shape).encode()))
     x, w, b = _case(rng, N, C, H, W, K, bias=K % 2 == 0)
     algorithm("winograd")
     y = F.conv2d(x, w, b, padding=pad)
@@ -93,6 +96,40 @@ def test_gradients(shape, isa, algorithm):
     ddx, ddw, ddb = F.conv2d_backward(dy, x, w, padding=pad)
     assert not np.array_equal(dx, ddx) and not np.array_equal(dw, ddw)
     assert np.array_equal(db, ddb)  # (the bias gradient is a plain sum either way)
+
+
+# 5x5: 6x6 input tiles (one partial, several), each padding up to 4, OC
+# ending in every kind of register tile, AlexNet's conv2.
+SHAPES5 = [
+    (1, 1, 1, 1, 1, 2),
+    (2, 3, 5, 6, 4, 2),
+    (3, 5, 6, 7, 8, 0),
+    (1, 4, 9, 3, 11, 4),
+    (2, 16, 11, 13, 20, 1),
+    (1, 9, 30, 40, 28, 2),
+    (1, 64, 27, 27, 76, 2),
+]
+
+
+@pytest.mark.parametrize("shape", SHAPES5, ids=str)
+def test_winograd_5x5(shape, isa, algorithm):
+    N, C, H, W, K, pad = shape
+    rng = np.random.default_rng(sum(shape))
+    x, w, b = _case(rng, N, C, H, W, K, bias=K % 2 == 0, k=5)
+    dy = rng.standard_normal(conv2d_ref(x, w, padding=pad).shape).astype(np.float32)
+    algorithm("winograd")
+    y = F.conv2d(x, w, b, padding=pad)
+    dx, dw, db = F.conv2d_backward(dy, x, w, padding=pad)
+    assert_close(y, conv2d_ref(x, w, b, padding=pad), conv2d_scales(x, w, b, padding=pad), err_msg=f"y {shape}")
+    rdx, rdw, rdb = conv2d_grads_ref(dy, x, w, padding=pad)
+    sdx, sdw, _ = conv2d_scales(x, w, None, dy, padding=pad)[1:]
+    assert_close(dx, rdx, sdx, err_msg=f"dx {shape}")
+    assert_close(dw, rdw, sdw, err_msg=f"dw {shape}")
+    algorithm("direct")
+    ddx, ddw, ddb = F.conv2d_backward(dy, x, w, padding=pad)
+    if C * K > 1:  # (one 1x1 input and one channel: a single product, the same either way)
+        assert not np.array_equal(y, F.conv2d(x, w, b, padding=pad)) and not np.array_equal(dx, ddx)
+    assert np.array_equal(dw, ddw) and np.array_equal(db, ddb)  # no 5x5 Winograd weight gradient: the direct one
 
 
 @pytest.mark.parametrize("pads", [(2, 0, 0, 1), (0, 2, 1, 0), (1, 0, 2, 2), (0, 0, 0, 3)], ids=str)
@@ -150,18 +187,20 @@ def test_out_argument(algorithm):
     assert np.array_equal(out, want)
 
 
+@pytest.mark.parametrize("k", [3, 5])
 @pytest.mark.parametrize("where", ["x", "w", "b"])
 @pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
-def test_specials_follow_the_reference(where, value, algorithm):
+def test_specials_follow_the_reference(where, value, k, algorithm):
     """Inf - Inf in the transforms would give NaN where the direct sum gives Inf: such calls fall back."""
     rng = np.random.default_rng(11)
-    x, w, b = _case(rng, 2, 6, 9, 8, 10)
+    x, w, b = _case(rng, 2, 6, 9, 8, 10, k=k)
     {"x": x[1, 2], "w": w[3, 1], "b": b[4:5]}[where].flat[5 if where != "b" else 0] = value
     algorithm("winograd")
-    y = F.conv2d(x, w, b, padding=1)
+    pad = k // 2
+    y = F.conv2d(x, w, b, padding=pad)
     with np.errstate(all="ignore"):
-        ref = conv2d_ref(x, w, b, padding=1)
-        scale = conv2d_scales(x, w, b, padding=1)
+        ref = conv2d_ref(x, w, b, padding=pad)
+        scale = conv2d_scales(x, w, b, padding=pad)
     for test in (np.isnan, np.isposinf, np.isneginf):
         assert np.array_equal(test(y), test(ref)), f"{test.__name__} positions differ"
     assert (~np.isfinite(ref)).any() and np.isfinite(ref).any()
@@ -185,16 +224,17 @@ def test_gradient_specials_follow_the_reference(where, value, algorithm):
             assert np.array_equal(test(g), test(r)), f"{name}: {test.__name__} positions differ"
 
 
-def test_values_that_would_overflow_the_transforms(algorithm):
+@pytest.mark.parametrize("k", [3, 5])
+def test_values_that_would_overflow_the_transforms(k, algorithm):
     """|x| near FLT_MAX: d0 - d2 overflows in the input transform, the direct sums do not."""
     rng = np.random.default_rng(5)
     x = (np.sign(rng.standard_normal((1, 3, 6, 6))) * 3e38).astype(np.float32)
-    w = (rng.standard_normal((4, 3, 3, 3)) * 1e-3).astype(np.float32)
+    w = (rng.standard_normal((4, 3, k, k)) * 1e-4).astype(np.float32)
     algorithm("winograd")
-    y = F.conv2d(x, w, padding=1)
-    ref = conv2d_ref(x, w, padding=1)
+    y = F.conv2d(x, w, padding=k // 2)
+    ref = conv2d_ref(x, w, padding=k // 2)
     assert np.isfinite(ref).all() and np.isfinite(y).all()
-    assert_close(y, ref, conv2d_scales(x, w, padding=1))
+    assert_close(y, ref, conv2d_scales(x, w, padding=k // 2))
 
 
 def test_automatic_choice(algorithm):
@@ -222,9 +262,10 @@ def test_automatic_choice(algorithm):
     assert not np.array_equal(wino, direct)
 
 
-def test_prepacked_module_keeps_the_transformed_weight(algorithm):
+@pytest.mark.parametrize("k", [3, 5])
+def test_prepacked_module_keeps_the_transformed_weight(k, algorithm):
     fastconv.manual_seed(0)
-    conv = nn.Conv2d(16, 24, 3, padding=1).eval()
+    conv = nn.Conv2d(16, 24, k, padding=k // 2).eval()
     x = np.random.default_rng(1).standard_normal((2, 16, 12, 12)).astype(np.float32)
     algorithm("winograd")
     with fastconv.no_grad():
@@ -235,8 +276,8 @@ def test_prepacked_module_keeps_the_transformed_weight(algorithm):
         second = np.asarray(conv(x).data)
     assert entries == 1 and conv._pack.entries == 1  # built once, then reused
     assert np.array_equal(first, plain) and np.array_equal(second, plain)
-    assert_close(plain, conv2d_ref(x, conv.weight.data, conv.bias.data, padding=1),
-                 conv2d_scales(x, conv.weight.data, conv.bias.data, padding=1))
+    assert_close(plain, conv2d_ref(x, conv.weight.data, conv.bias.data, padding=k // 2),
+                 conv2d_scales(x, conv.weight.data, conv.bias.data, padding=k // 2))
 
 
 def test_algorithm_names(algorithm):

@@ -431,7 +431,8 @@ bool takes_winograd(const Conv2dParams& p, bool weight_grad = false) {
   switch (conv2d_algorithm()) {
     case ConvAlgorithm::automatic:
       return weight_grad ? conv2d_winograd_weight_grad_preferred(p) : conv2d_winograd_preferred(p);
-    case ConvAlgorithm::winograd: return conv2d_winograd_applies(p, true);
+    case ConvAlgorithm::winograd:
+      return weight_grad ? conv2d_winograd_weight_grad_applies(p) : conv2d_winograd_applies(p, true);
     default: return false;
   }
 }

@@ -1,4 +1,4 @@
-// Winograd F(2x2, 3x3) for stride-1 3x3 convolutions. See winograd_impl.h.
+// Winograd F(2x2, 3x3) and F(2x2, 5x5) for stride-1 convolutions. See winograd_impl.h.
 #pragma once
 
 #include "ops/conv2d.h"
@@ -8,13 +8,15 @@ namespace fastconv {
 template <typename T>
 class ConvWeightPack;
 
-// The shapes the Winograd path can compute: a 3x3 kernel, stride 1,
+// The shapes the Winograd path can compute: a 3x3 or 5x5 kernel, stride 1,
 // dilation 1, one group, float32, no crop (pads >= 0), at least one output.
 bool conv2d_winograd_applies(const Conv2dParams& p, bool is_float);
 // Where the automatic choice takes it (measured; see winograd_scalar.cpp):
 // the forward and data gradient, and (more tiles needed) the weight gradient.
 bool conv2d_winograd_preferred(const Conv2dParams& p);
 bool conv2d_winograd_weight_grad_preferred(const Conv2dParams& p);
+// The weight gradient is F(2x2, 3x3) only.
+bool conv2d_winograd_weight_grad_applies(const Conv2dParams& p);
 
 // y = conv(x, w) + b through F(2x2, 3x3). Returns false, having written y
 // only partly or not at all, when an input or weight is not finite or so large

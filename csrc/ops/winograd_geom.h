@@ -24,6 +24,9 @@ struct WinogradKernels {
   // dy failed |v| <= lim (dw then not written).
   bool (*backward_weight)(float* dw, const float* dy, const float* x, const WinogradGeom& g, int64_t N, int64_t C,
                           int64_t K, float lim);
+  // As forward, F(2x2, 5x5) (ut from the 5x5 weight transform).
+  bool (*forward5)(float* y, const float* x, const float* ut, const float* b, const WinogradGeom& g, int64_t N,
+                   int64_t C, int64_t K, float lim);
 };
 
 }  // namespace fastconv

@@ -92,6 +92,16 @@ inline int64_t chunk_runs(const WinogradGeom& g, int64_t t0, int64_t t1, int nr,
   return cnt;
 }
 
+// The input and output transforms of one run, NA x NA tiles (4: F(2x2, 3x3),
+// 6: F(2x2, 5x5)): V~ for all channels (false when a value read failed the
+// bound), and y for output channels [k0, k0 + kb) from M (rows k - k0).
+template <int NA>
+bool input_run_t(const WinogradGeom& g, const float* x, const Run& run, int64_t C, int nr, int64_t jb, float lim,
+                 float* vt);
+template <int NA>
+void output_run_t(const WinogradGeom& g, float* y, const Run& run, int64_t K, int64_t k0, int64_t kb, int64_t KB,
+                  int64_t jb, const float* mt, const float* b);
+
 #if defined(FASTCONV_WG_AVX512)
 // AVX-512: one run in groups of up to 16 tiles (one register of lanes). An
 // input row's 2*cnt + 2 values come in by masked loads straight from x (only
@@ -105,8 +115,49 @@ inline __mmask16 lanes_between(int64_t lo, int64_t hi) {  // lanes l, lo <= l < 
   return __mmask16(((1u << hi) - 1u) & ~((1u << lo) - 1u));
 }
 
-bool input_run(const WinogradGeom& g, const float* x, const Run& run, int64_t C, int nr, int64_t jb, float lim,
-               float* vt) {
+// B^T of F(2x2, 3x3) (NA = 4) and F(2x2, 5x5) (NA = 6, see below) on one
+// register of lanes per value.
+template <int NA>
+inline void bt(const __m512* d, __m512* o);
+template <>
+inline void bt<4>(const __m512* d, __m512* o) {
+  o[0] = _mm512_sub_ps(d[0], d[2]);
+  o[1] = _mm512_add_ps(d[1], d[2]);
+  o[2] = _mm512_sub_ps(d[2], d[1]);
+  o[3] = _mm512_sub_ps(d[1], d[3]);
+}
+template <>
+inline void bt<6>(const __m512* d, __m512* o) {
+  const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(-5.0f), two = _mm512_set1_ps(2.0f);
+  o[0] = _mm512_fmadd_ps(four, d[0], _mm512_fmadd_ps(five, d[2], d[4]));
+  o[1] = _mm512_fnmadd_ps(four, _mm512_add_ps(d[1], d[2]), _mm512_add_ps(d[3], d[4]));
+  o[2] = _mm512_fmadd_ps(four, _mm512_sub_ps(d[1], d[2]), _mm512_sub_ps(d[4], d[3]));
+  o[3] = _mm512_fmadd_ps(two, _mm512_sub_ps(d[3], d[1]), _mm512_sub_ps(d[4], d[2]));
+  o[4] = _mm512_fmadd_ps(two, _mm512_sub_ps(d[1], d[3]), _mm512_sub_ps(d[4], d[2]));
+  o[5] = _mm512_fmadd_ps(four, d[1], _mm512_fmadd_ps(five, d[3], d[5]));
+}
+
+// A^T: NA values to the two outputs.
+template <int NA>
+inline void at(const __m512* v, __m512& y0, __m512& y1);
+template <>
+inline void at<4>(const __m512* v, __m512& y0, __m512& y1) {
+  y0 = _mm512_add_ps(_mm512_add_ps(v[0], v[1]), v[2]);
+  y1 = _mm512_sub_ps(_mm512_sub_ps(v[1], v[2]), v[3]);
+}
+template <>
+inline void at<6>(const __m512* v, __m512& y0, __m512& y1) {
+  y0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(v[0], v[1]), _mm512_add_ps(v[2], v[3])), v[4]);
+  y1 = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(2.0f), _mm512_sub_ps(v[3], v[4]), _mm512_sub_ps(v[1], v[2])),
+                     v[5]);
+}
+
+// V~ for one run and all channels, NA x NA input tiles: each input row's
+// NA columns per tile from NA/2 pairs of masked loads (offsets 0, 2, ..),
+// split into even and odd columns.
+template <int NA>
+bool input_run_t(const WinogradGeom& g, const float* x, const Run& run, int64_t C, int nr, int64_t jb, float lim,
+                 float* vt) {
   const int64_t npan = jb / nr, q = run.lane / nr, l0 = run.lane % nr;
   const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
   const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
@@ -116,49 +167,55 @@ bool input_run(const WinogradGeom& g, const float* x, const Run& run, int64_t C,
   for (int64_t g0 = 0; g0 < run.len; g0 += 16) {
     const int64_t cnt = std::min<int64_t>(16, run.len - g0);
     const int64_t b0 = 2 * (run.tx0 + g0) - g.pl;  // input column of the group's first value
-    const int64_t lo = -b0, hi = std::min<int64_t>(2 * cnt + 2, g.W - b0);
-    const __mmask16 mA = lanes_between(lo, hi), mB = lanes_between(lo - 16, hi - 16);
-    const __mmask16 mA2 = lanes_between(lo - 2, hi - 2), mB2 = lanes_between(lo - 18, hi - 18);
+    const int64_t lo = -b0, hi = std::min<int64_t>(2 * cnt + NA - 2, g.W - b0);
+    __mmask16 mlo[NA / 2], mhi[NA / 2];
+    for (int s2 = 0; s2 < NA / 2; ++s2) {
+      mlo[s2] = lanes_between(lo - 2 * s2, hi - 2 * s2);
+      mhi[s2] = lanes_between(lo - 2 * s2 - 16, hi - 2 * s2 - 16);
+    }
     const __mmask16 mt = lanes_between(0, cnt);
     float* v = vt + (q * C) * nr + l0 + g0;
     for (int64_t c = 0; c < C; ++c, v += nr) {
       const float* xc = x + (run.n * C + c) * g.H * g.W;
-      __m512 h[4][4];
-      for (int i = 0; i < 4; ++i) {
+      __m512 h[NA][NA];
+      for (int i = 0; i < NA; ++i) {
         const int64_t ih = 2 * run.ty + i - g.pt;
         if (ih < 0 || ih >= g.H) {
-          h[i][0] = h[i][1] = h[i][2] = h[i][3] = _mm512_setzero_ps();
+          for (int j = 0; j < NA; ++j) h[i][j] = _mm512_setzero_ps();
           continue;
         }
         const float* r = xc + ih * g.W + b0;  // only the masked lanes are read
-        const __m512 A = _mm512_maskz_loadu_ps(mA, r), B = _mm512_maskz_loadu_ps(mB, r + 16);
-        const __m512 A2 = _mm512_maskz_loadu_ps(mA2, r + 2), B2 = _mm512_maskz_loadu_ps(mB2, r + 18);
-        bad |= __mmask16(~_mm512_cmp_ps_mask(_mm512_abs_ps(A), vlim, _CMP_LE_OQ));
-        bad |= __mmask16(~_mm512_cmp_ps_mask(_mm512_abs_ps(B), vlim, _CMP_LE_OQ));
-        bad |= __mmask16(~_mm512_cmp_ps_mask(_mm512_abs_ps(B2), vlim, _CMP_LE_OQ));
-        const __m512 e = _mm512_permutex2var_ps(A, even, B), o = _mm512_permutex2var_ps(A, odd, B);
-        const __m512 e1 = _mm512_permutex2var_ps(A2, even, B2), o1 = _mm512_permutex2var_ps(A2, odd, B2);
-        h[i][0] = _mm512_sub_ps(e, e1);
-        h[i][1] = _mm512_add_ps(o, e1);
-        h[i][2] = _mm512_sub_ps(e1, o);
-        h[i][3] = _mm512_sub_ps(o, o1);
+        __m512 d[NA];
+        for (int s2 = 0; s2 < NA / 2; ++s2) {
+          const __m512 A = _mm512_maskz_loadu_ps(mlo[s2], r + 2 * s2);
+          const __m512 B = _mm512_maskz_loadu_ps(mhi[s2], r + 2 * s2 + 16);
+          bad |= __mmask16(~_mm512_cmp_ps_mask(_mm512_abs_ps(A), vlim, _CMP_LE_OQ));
+          bad |= __mmask16(~_mm512_cmp_ps_mask(_mm512_abs_ps(B), vlim, _CMP_LE_OQ));
+          d[2 * s2] = _mm512_permutex2var_ps(A, even, B);
+          d[2 * s2 + 1] = _mm512_permutex2var_ps(A, odd, B);
+        }
+        bt<NA>(d, h[i]);
       }
-      for (int j = 0; j < 4; ++j) {
-        _mm512_mask_storeu_ps(v + (0 + j) * xi_stride, mt, _mm512_sub_ps(h[0][j], h[2][j]));
-        _mm512_mask_storeu_ps(v + (4 + j) * xi_stride, mt, _mm512_add_ps(h[1][j], h[2][j]));
-        _mm512_mask_storeu_ps(v + (8 + j) * xi_stride, mt, _mm512_sub_ps(h[2][j], h[1][j]));
-        _mm512_mask_storeu_ps(v + (12 + j) * xi_stride, mt, _mm512_sub_ps(h[1][j], h[3][j]));
+      for (int j = 0; j < NA; ++j) {  // the columns
+        __m512 col[NA], o[NA];
+        for (int i = 0; i < NA; ++i) col[i] = h[i][j];
+        bt<NA>(col, o);
+        for (int a = 0; a < NA; ++a) _mm512_mask_storeu_ps(v + (NA * a + j) * xi_stride, mt, o[a]);
       }
     }
   }
   return bad == 0;
 }
 
-void output_run(const WinogradGeom& g, float* y, const Run& run, int64_t K, int64_t k0, int64_t kb, int64_t KB,
-                int64_t jb, const float* mt, const float* b) {
+// y for one run and output channels [k0, k0 + kb) from M (rows k - k0):
+// A^T on the rows, then on the columns, the two outputs of each tile
+// interleaved by vpermt2ps into the output row.
+template <int NA>
+void output_run_t(const WinogradGeom& g, float* y, const Run& run, int64_t K, int64_t k0, int64_t kb, int64_t KB,
+                  int64_t jb, const float* mt, const float* b) {
   const __m512i lo_idx = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   const __m512i hi_idx = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
-  const int64_t oh0 = 2 * run.ty;
+  const int64_t oh0 = 2 * run.ty, xs = KB * jb;
   const int nrows = oh0 + 1 < g.OH ? 2 : 1;
   for (int64_t g0 = 0; g0 < run.len; g0 += 16) {
     const int64_t cnt = std::min<int64_t>(16, run.len - g0);
@@ -170,20 +227,18 @@ void output_run(const WinogradGeom& g, float* y, const Run& run, int64_t K, int6
       const int64_t k = k0 + kk;
       const __m512 bias = _mm512_set1_ps(b ? b[k] : 0.0f);
       const float* m = mt + kk * jb + run.lane + g0;
-      const int64_t xs = KB * jb;
-      __m512 s[2][4];
-      for (int j = 0; j < 4; ++j) {
-        const __m512 m0 = _mm512_maskz_loadu_ps(tm, m + (0 + j) * xs);
-        const __m512 m1 = _mm512_maskz_loadu_ps(tm, m + (4 + j) * xs);
-        const __m512 m2 = _mm512_maskz_loadu_ps(tm, m + (8 + j) * xs);
-        const __m512 m3 = _mm512_maskz_loadu_ps(tm, m + (12 + j) * xs);
-        s[0][j] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
-        s[1][j] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+      __m512 s[2][NA];
+      for (int j = 0; j < NA; ++j) {
+        __m512 mv[NA];
+        for (int a = 0; a < NA; ++a) mv[a] = _mm512_maskz_loadu_ps(tm, m + (NA * a + j) * xs);
+        at<NA>(mv, s[0][j], s[1][j]);
       }
       float* yk = y + ((run.n * K + k) * g.OH + oh0) * g.OW + ow0;
       for (int a = 0; a < nrows; ++a) {
-        const __m512 y0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s[a][0], s[a][1]), s[a][2]), bias);
-        const __m512 y1 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s[a][1], s[a][2]), s[a][3]), bias);
+        __m512 y0, y1;
+        at<NA>(s[a], y0, y1);
+        y0 = _mm512_add_ps(y0, bias);
+        y1 = _mm512_add_ps(y1, bias);
         _mm512_mask_storeu_ps(yk + a * g.OW, mlo, _mm512_permutex2var_ps(y0, lo_idx, y1));
         if (mhi) _mm512_mask_storeu_ps(yk + a * g.OW + 16, mhi, _mm512_permutex2var_ps(y0, hi_idx, y1));
       }
@@ -235,7 +290,8 @@ bool grad_run(const WinogradGeom& g, const float* dy, const Run& run, int64_t K,
 #else
 // V~ for one run and all channels. Returns false when a value read fails the
 // bound (not finite or |v| > lim).
-bool input_run(const WinogradGeom& g, const float* __restrict x, const Run& run, int64_t C, int nr, int64_t jb,
+template <>
+bool input_run_t<4>(const WinogradGeom& g, const float* __restrict x, const Run& run, int64_t C, int nr, int64_t jb,
                float lim, float* __restrict vt) {
   alignas(64) float stage[4][2 * kMaxRun + 2];
   alignas(64) float h[4][4][kMaxRun];  // h[row][j][lane]
@@ -300,46 +356,6 @@ bool input_run(const WinogradGeom& g, const float* __restrict x, const Run& run,
   return bad == 0;
 }
 
-// y for one run and output channels [k0, k0 + kb) from M (rows k - k0).
-void output_run(const WinogradGeom& g, float* __restrict y, const Run& run, int64_t K, int64_t k0, int64_t kb,
-                int64_t KB, int64_t jb, const float* __restrict mt, const float* b) {
-  alignas(64) float s[2][4][kMaxRun];
-  alignas(64) float out[2][2 * kMaxRun];
-  const int64_t len = run.len;
-  const int64_t ow0 = 2 * run.tx0, oh0 = 2 * run.ty;
-  const int64_t ncols = std::min<int64_t>(2 * len, g.OW - ow0);
-  const int nrows = oh0 + 1 < g.OH ? 2 : 1;
-  for (int64_t kk = 0; kk < kb; ++kk) {
-    const int64_t k = k0 + kk;
-    const float bias = b ? b[k] : 0.0f;
-    auto m = [&](int xi) { return mt + (int64_t(xi) * KB + kk) * jb + run.lane; };
-    for (int j = 0; j < 4; ++j) {
-      const float* __restrict m0 = m(j);
-      const float* __restrict m1 = m(4 + j);
-      const float* __restrict m2 = m(8 + j);
-      const float* __restrict m3 = m(12 + j);
-      float* __restrict s0 = s[0][j];
-      float* __restrict s1 = s[1][j];
-      for (int64_t l = 0; l < len; ++l) {
-        s0[l] = m0[l] + m1[l] + m2[l];
-        s1[l] = m1[l] - m2[l] - m3[l];
-      }
-    }
-    float* yk = y + ((run.n * K + k) * g.OH + oh0) * g.OW + ow0;
-    for (int a = 0; a < nrows; ++a) {
-      const float* __restrict c0 = s[a][0];
-      const float* __restrict c1 = s[a][1];
-      const float* __restrict c2 = s[a][2];
-      const float* __restrict c3 = s[a][3];
-      float* __restrict o = ncols == 2 * len ? yk + a * g.OW : out[a];
-      for (int64_t l = 0; l < len; ++l) {
-        o[2 * l] = c0[l] + c1[l] + c2[l] + bias;
-        o[2 * l + 1] = c1[l] - c2[l] - c3[l] + bias;
-      }
-      if (o == out[a]) std::memcpy(yk + a * g.OW, out[a], sizeof(float) * ncols);
-    }
-  }
-}
 
 // dM for one run and all output channels (see the AVX-512 build above).
 bool grad_run(const WinogradGeom& g, const float* __restrict dy, const Run& run, int64_t K, int64_t jb, float lim,
@@ -383,19 +399,133 @@ bool grad_run(const WinogradGeom& g, const float* __restrict dy, const Run& run,
 
 #endif
 
-// M rows for output channels [k0, k1) of the 16 GEMMs of one chunk. Whole
+// F(2x2, 5x5): 6x6 input tiles, 36 GEMMs (36 multiply-adds per tile and
+// channel pair against the direct convolution's 100). Interpolation points
+// 0, 1, -1, 2, -2 and infinity (Toom-Cook; checked in exact arithmetic):
+//
+//   B^T = | 4  0 -5  0  1  0 |   G = |  1/4    0     0    0    0  |   A^T = | 1 1  1 1  1 0 |
+//         | 0 -4 -4  1  1  0 |       | -1/6  -1/6  -1/6 -1/6 -1/6 |         | 0 1 -1 2 -2 1 |
+//         | 0  4 -4 -1  1  0 |       | -1/6   1/6  -1/6  1/6 -1/6 |
+//         | 0 -2 -1  2  1  0 |       | 1/24  1/12   1/6  1/3  2/3 |
+//         | 0  2 -1 -2  1  0 |       | 1/24 -1/12   1/6 -1/3  2/3 |
+//         | 0  4  0 -5  0  1 |       |  0     0     0    0    1  |
+//
+// Layouts as there, with 36 for 16; AVX-512 transforms with intrinsics as
+// there, portable loops elsewhere.
+
+// The six B^T rows applied to d0..d5 (one lane each).
+#define FASTCONV_WG5_BT(d0, d1, d2, d3, d4, d5, o0, o1, o2, o3, o4, o5) \
+  do {                                                                   \
+    o0 = 4.0f * d0 - 5.0f * d2 + d4;                                     \
+    o1 = -4.0f * (d1 + d2) + d3 + d4;                                    \
+    o2 = 4.0f * (d1 - d2) - d3 + d4;                                     \
+    o3 = 2.0f * (d3 - d1) - d2 + d4;                                     \
+    o4 = 2.0f * (d1 - d3) - d2 + d4;                                     \
+    o5 = 4.0f * d1 - 5.0f * d3 + d5;                                     \
+  } while (0)
+
+#if !defined(FASTCONV_WG_AVX512)
+template <>
+bool input_run_t<6>(const WinogradGeom& g, const float* __restrict x, const Run& run, int64_t C, int nr, int64_t jb,
+                float lim, float* __restrict vt) {
+  alignas(64) float stage[6][2 * kMaxRun + 4];
+  alignas(64) float h[6][6][kMaxRun];  // h[row][j][lane]
+  const int64_t len = run.len, span = 2 * len + 4;
+  const int64_t w0 = 2 * run.tx0 - g.pl;  // input column of stage[.][0]
+  const int64_t m_lo = std::max<int64_t>(0, -w0), m_hi = std::max(m_lo, std::min(span, g.W - w0));
+  const int64_t npan = jb / nr, q = run.lane / nr, l0 = run.lane % nr;
+  int bad = 0;
+  for (int64_t c = 0; c < C; ++c) {
+    const float* xc = x + (run.n * C + c) * g.H * g.W;
+    for (int i = 0; i < 6; ++i) {
+      float* __restrict r = stage[i];
+      const int64_t ih = 2 * run.ty + i - g.pt;
+      std::fill(r, r + span, 0.0f);
+      if (ih >= 0 && ih < g.H && m_hi > m_lo) std::memcpy(r + m_lo, xc + ih * g.W + w0 + m_lo, sizeof(float) * (m_hi - m_lo));
+      for (int64_t m = 0; m < span; ++m) bad |= !(std::fabs(r[m]) <= lim);
+      for (int64_t l = 0; l < len; ++l) {
+        const float d0 = r[2 * l], d1 = r[2 * l + 1], d2 = r[2 * l + 2], d3 = r[2 * l + 3], d4 = r[2 * l + 4],
+                    d5 = r[2 * l + 5];
+        FASTCONV_WG5_BT(d0, d1, d2, d3, d4, d5, h[i][0][l], h[i][1][l], h[i][2][l], h[i][3][l], h[i][4][l],
+                        h[i][5][l]);
+      }
+    }
+    for (int j = 0; j < 6; ++j) {
+      float* v[6];
+      for (int a = 0; a < 6; ++a) v[a] = vt + ((int64_t(6 * a + j) * npan + q) * C + c) * nr + l0;
+      for (int64_t l = 0; l < len; ++l) {
+        FASTCONV_WG5_BT(h[0][j][l], h[1][j][l], h[2][j][l], h[3][j][l], h[4][j][l], h[5][j][l], v[0][l], v[1][l],
+                        v[2][l], v[3][l], v[4][l], v[5][l]);
+      }
+    }
+  }
+  return bad == 0;
+}
+
+// A^T on NA values (one lane each): the two outputs.
+template <int NA>
+inline void at_lane(const float* v, float& y0, float& y1);
+template <>
+inline void at_lane<4>(const float* v, float& y0, float& y1) {
+  y0 = v[0] + v[1] + v[2];
+  y1 = v[1] - v[2] - v[3];
+}
+template <>
+inline void at_lane<6>(const float* v, float& y0, float& y1) {
+  y0 = v[0] + v[1] + v[2] + v[3] + v[4];
+  y1 = v[1] - v[2] + 2.0f * (v[3] - v[4]) + v[5];
+}
+
+template <int NA>
+void output_run_t(const WinogradGeom& g, float* __restrict y, const Run& run, int64_t K, int64_t k0, int64_t kb,
+                  int64_t KB, int64_t jb, const float* __restrict mt, const float* b) {
+  alignas(64) float s[2][NA][kMaxRun];
+  alignas(64) float out[2][2 * kMaxRun];
+  const int64_t len = run.len, ow0 = 2 * run.tx0, oh0 = 2 * run.ty;
+  const int64_t ncols = std::min<int64_t>(2 * len, g.OW - ow0);
+  const int nrows = oh0 + 1 < g.OH ? 2 : 1;
+  for (int64_t kk = 0; kk < kb; ++kk) {
+    const int64_t k = k0 + kk;
+    const float bias = b ? b[k] : 0.0f;
+    for (int j = 0; j < NA; ++j) {  // A^T on the rows of M
+      const float* mv[NA];
+      for (int a = 0; a < NA; ++a) mv[a] = mt + (int64_t(NA * a + j) * KB + kk) * jb + run.lane;
+      for (int64_t l = 0; l < len; ++l) {
+        float v[NA];
+        for (int a = 0; a < NA; ++a) v[a] = mv[a][l];
+        at_lane<NA>(v, s[0][j][l], s[1][j][l]);
+      }
+    }
+    float* yk = y + ((run.n * K + k) * g.OH + oh0) * g.OW + ow0;
+    for (int a = 0; a < nrows; ++a) {  // and on the columns
+      float* __restrict o = ncols == 2 * len ? yk + a * g.OW : out[a];
+      for (int64_t l = 0; l < len; ++l) {
+        float v[NA], y0, y1;
+        for (int j = 0; j < NA; ++j) v[j] = s[a][j][l];
+        at_lane<NA>(v, y0, y1);
+        o[2 * l] = y0 + bias;
+        o[2 * l + 1] = y1 + bias;
+      }
+      if (o == out[a]) std::memcpy(yk + a * g.OW, out[a], sizeof(float) * ncols);
+    }
+  }
+}
+#endif
+#undef FASTCONV_WG5_BT
+
+// M rows for output channels [k0, k1) of the nxi GEMMs of one chunk. Whole
 // MR-row panels; a short last panel of rem rows by the ISA's edge kernel
 // (rem <= 8; with rem == 4 the last MR + 4 rows as two 8-row tiles, see
 // UKernelEdgeSplitFn), else through a scratch tile.
-void gemm_block(const GemmKernel<float>& kr, const float* ut, const float* vt, float* mt, int64_t C, int64_t OCpad,
-                int64_t k0, int64_t k1, int64_t KB, int64_t jb) {
+void gemm_block(const GemmKernel<float>& kr, int nxi, const float* ut, const float* vt, float* mt, int64_t C,
+                int64_t OCpad, int64_t k0, int64_t k1, int64_t KB, int64_t jb) {
   const int MR = kr.mr, NR = kr.nr;
   const int64_t npan = jb / NR;
   const int64_t rows = k1 - k0, rem = rows % MR;
   const bool split = rem == 4 && rows > MR && kr.ukernel_edge && kr.ukernel_edge_split;
   const int64_t full_end = k0 + (rows / MR - (split ? 1 : 0)) * MR;
   alignas(64) float tmp[kMaxTile];
-  for (int xi = 0; xi < 16; ++xi) {
+  for (int xi = 0; xi < nxi; ++xi) {
     const float* u = ut + int64_t(xi) * OCpad * C;
     const float* v = vt + int64_t(xi) * npan * C * NR;
     float* m = mt + int64_t(xi) * KB * jb;
@@ -417,25 +547,28 @@ void gemm_block(const GemmKernel<float>& kr, const float* ut, const float* vt, f
   }
 }
 
-bool forward(float* y, const float* x, const float* ut, const float* b, const WinogradGeom& g, int64_t N, int64_t C,
-             int64_t K, float lim) {
+// The forward pass for kernel size R (3 or 5): NX = (R+1)^2 transformed
+// positions, input / output transforms IN / OUT.
+template <int NX, class In, class Out>
+bool forward_impl(float* y, const float* x, const float* ut, const float* b, const WinogradGeom& g, int64_t N,
+                  int64_t C, int64_t K, float lim, In in, Out out) {
   const GemmKernel<float>& kr = kernel_for<float>(active_kernels());
   const int MR = kr.mr, NR = kr.nr;
   const int64_t OCpad = round_up(K, MR);
   const int64_t T = N * g.TP;
   // Chunk: V~ (16*C*JB floats) within about 384 KiB, 1..4 panels; fewer when
   // the threads would otherwise not all have chunks.
-  int64_t npan = std::max<int64_t>(1, std::min<int64_t>(4, (384 * 1024 / 4) / (16 * C * NR)));
+  int64_t npan = std::max<int64_t>(1, std::min<int64_t>(4, (384 * 1024 / 4) / (NX * C * NR)));
   const int nthreads = num_threads();
   while (npan > 1 && ceil_div(T, npan * NR) < 2 * nthreads) --npan;
   const int64_t jb = npan * NR;
   const int64_t chunks = ceil_div(T, jb);
   // Output-channel block: M (16*KB*JB floats) within about 160 KiB, whole MR panels.
-  int64_t KB = std::max<int64_t>(MR, (160 * 1024 / 4) / (16 * jb) / MR * MR);
+  int64_t KB = std::max<int64_t>(MR, (160 * 1024 / 4) / (NX * jb) / MR * MR);
   if (KB >= K) KB = K;
   else if (K - KB < MR) KB = K;  // no sliver of a block at the end
-  const int nt = threads_for_flops(2.0 * 16.0 * double(T) * C * K, chunks);
-  const int64_t vsz = 16 * C * jb, msz = 16 * KB * jb;
+  const int nt = threads_for_flops(2.0 * NX * double(T) * C * K, chunks);
+  const int64_t vsz = NX * C * jb, msz = NX * KB * jb;
   Buffer<float> scratch(checked_mul(nt, vsz + msz, "conv2d winograd scratch"), "conv2d winograd scratch");
   const int64_t max_runs = jb;  // every run holds at least one tile
   std::vector<Run> runs_all(size_t(nt * max_runs));
@@ -449,7 +582,7 @@ bool forward(float* y, const float* x, const float* ut, const float* b, const Wi
     const int64_t nruns = chunk_runs(g, t0, t1, NR, runs);
     if (t1 - t0 < jb) {  // zero the lanes past the last tile (they are summed, never stored)
       const int64_t tail = t1 - t0;
-      for (int64_t xi = 0; xi < 16; ++xi)
+      for (int64_t xi = 0; xi < NX; ++xi)
         for (int64_t q = tail / NR; q < npan; ++q)
           for (int64_t c = 0; c < C; ++c) {
             float* p = vt + ((xi * npan + q) * C + c) * NR;
@@ -458,22 +591,32 @@ bool forward(float* y, const float* x, const float* ut, const float* b, const Wi
           }
     }
     bool good = true;
-    for (int64_t r = 0; r < nruns; ++r) good &= input_run(g, x, runs[r], C, NR, jb, lim, vt);
+    for (int64_t r = 0; r < nruns; ++r) good &= in(g, x, runs[r], C, NR, jb, lim, vt);
     if (!good) {
       ok.store(false, std::memory_order_relaxed);
       return;
     }
     for (int64_t k0 = 0; k0 < K; k0 += KB) {
       const int64_t k1 = std::min(K, k0 + KB);
-      gemm_block(kr, ut, vt, mt, C, OCpad, k0, k1, KB, jb);
-      for (int64_t r = 0; r < nruns; ++r) output_run(g, y, runs[r], K, k0, k1 - k0, KB, jb, mt, b);
+      gemm_block(kr, NX, ut, vt, mt, C, OCpad, k0, k1, KB, jb);
+      for (int64_t r = 0; r < nruns; ++r) out(g, y, runs[r], K, k0, k1 - k0, KB, jb, mt, b);
     }
   });
   return ok.load();
 }
 
+bool forward(float* y, const float* x, const float* ut, const float* b, const WinogradGeom& g, int64_t N, int64_t C,
+             int64_t K, float lim) {
+  return forward_impl<16>(y, x, ut, b, g, N, C, K, lim, input_run_t<4>, output_run_t<4>);
+}
+
+bool forward5(float* y, const float* x, const float* ut, const float* b, const WinogradGeom& g, int64_t N, int64_t C,
+              int64_t K, float lim) {
+  return forward_impl<36>(y, x, ut, b, g, N, C, K, lim, input_run_t<6>, output_run_t<6>);
+}
+
 // Weight gradient. With dM = A dY A^T per tile (grad_run) and V as in the
-// forward (input_run), dU[xi] (K x C) = sum over tiles of dM[xi] V[xi]^T, and
+// forward (input_run_t<4>), dU[xi] (K x C) = sum over tiles of dM[xi] V[xi]^T, and
 // dw[k, c] = G^T dU(k, c) G. The tiles are cut into chunks of jb and the
 // chunks into R groups, both by the shape alone; each group sums its chunks in
 // order into its own dU (the GEMM's accumulation), the groups are summed in
@@ -519,7 +662,7 @@ bool backward_weight(float* dw, const float* dy, const float* x, const WinogradG
       const int64_t nruns = chunk_runs(g, t0, t1, int(jb), runs);
       bool good = true;
       for (int64_t i = 0; i < nruns; ++i) {
-        good &= input_run(g, x, runs[i], C, int(jb), jb, lim, vt);
+        good &= input_run_t<4>(g, x, runs[i], C, int(jb), jb, lim, vt);
         good &= grad_run(g, dy, runs[i], K, jb, lim, dm);
       }
       if (!good) {
@@ -578,7 +721,7 @@ bool backward_weight(float* dw, const float* dy, const float* x, const WinogradG
 }  // namespace
 
 extern const WinogradKernels kWinograd;
-const WinogradKernels kWinograd = {forward, backward_weight};
+const WinogradKernels kWinograd = {forward, backward_weight, forward5};
 
 }  // namespace FASTCONV_WG_NS
 }  // namespace fastconv

@@ -79,7 +79,9 @@ def set_conv_algorithm(name: str) -> None:
     Winograd: each output is then a plain sum of products, as in PyTorch's
     default CPU path (Winograd's results differ from it in the last bits).
     ``"winograd"`` takes Winograd wherever it applies, even on shapes where
-    it is slower. ``"im2col"`` forces the GEMM everywhere. Depthwise
+    it is slower, and also for 5x5 kernels (F(2x2, 5x5): faster on wide
+    layers, with rounding errors several times the direct kernel's, so not
+    in ``"auto"``). ``"im2col"`` forces the GEMM everywhere. Depthwise
     convolutions always use their own kernel. Results never depend on the
     thread count under any choice.
 
