@@ -147,7 +147,7 @@ void register_conv(py::module_& m) {
       },
       py::arg("name"),
       "Force the implicit-im2col GEMM path for every dense conv ('im2col'), never use Winograd ('direct'), use "
-      "Winograd F(2x2, 3x3) wherever it applies ('winograd'), or restore 'auto'.");
+      "Winograd wherever it applies, 5x5 kernels included ('winograd'), or restore 'auto'.");
   m.def("get_conv_algorithm", []() {
     switch (conv2d_algorithm()) {
       case ConvAlgorithm::im2col: return std::string("im2col");

@@ -24,7 +24,9 @@
 //                    shape, never by the thread count), each into its own partial
 //                    dW, summed in chunk order: bitwise identical for any thread count.
 //
-// Stride-1 convolutions run as a direct GEMM reading the input in place
+// Stride-1 float32 3x3 convolutions with enough channels and tiles run as
+// Winograd F(2x2, 3x3) (winograd_impl.h; 5x5 too when asked for); other
+// stride-1 convolutions run as a direct GEMM reading the input in place
 // (conv2d_direct.cpp); depthwise-style groups (one input channel per group)
 // have their own row kernels (depthwise.cpp): a 1-row GEMM would waste most
 // of each register tile.
@@ -437,7 +439,8 @@ bool takes_winograd(const Conv2dParams& p, bool weight_grad = false) {
   }
 }
 
-// y by Winograd F(2x2, 3x3) where this call takes that path (float32 only);
+// y by Winograd (F(2x2, 3x3), or F(2x2, 5x5) when forced) where this call
+// takes that path (float32 only);
 // false where it does not, or where an input failed its bound.
 bool winograd_forward(float* y, const float* x, const float* w, const float* b, const Conv2dParams& p,
                       ConvWeightPack<float>* pack, bool flipped = false) {
@@ -534,7 +537,7 @@ void conv2d_backward_data(T* dx, const T* dy, const T* w, const Conv2dParams& p)
     q.pad_b = p.dil_h * (p.KH - 1) - p.pad_b;
     q.pad_l = p.dil_w * (p.KW - 1) - p.pad_l;
     q.pad_r = p.dil_w * (p.KW - 1) - p.pad_r;
-    // Winograd where it applies to that convolution (3x3, pads 2 - p >= 0)
+    // Winograd where this call takes it for that convolution (its pads KH-1-p >= 0)
     if (winograd_forward(dx, dy, w, static_cast<const T*>(nullptr), q, static_cast<ConvWeightPack<T>*>(nullptr), true))
       return;
     if (rows_fill)

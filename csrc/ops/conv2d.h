@@ -32,8 +32,8 @@ Conv2dParams make_conv2d_params(const std::vector<int64_t>& x_shape, const std::
 // for the float32 3x3 stride-1 shapes it is measured faster on, the direct
 // in-place path for other stride-1 and most strided shapes, implicit-im2col
 // GEMM otherwise; im2col forces the GEMM everywhere, direct never takes
-// Winograd, winograd takes it wherever it applies (tests cover each on the same
-// shapes). Depthwise is always direct.
+// Winograd, winograd takes it wherever it applies (3x3, and 5x5 only here;
+// tests cover each on the same shapes). Depthwise is always direct.
 enum class ConvAlgorithm { automatic = 0, im2col = 1, direct = 2, winograd = 3 };
 ConvAlgorithm conv2d_algorithm();
 void set_conv2d_algorithm(ConvAlgorithm a);

@@ -18,7 +18,9 @@ bool conv2d_winograd_weight_grad_preferred(const Conv2dParams& p);
 // The weight gradient is F(2x2, 3x3) only.
 bool conv2d_winograd_weight_grad_applies(const Conv2dParams& p);
 
-// y = conv(x, w) + b through F(2x2, 3x3). Returns false, having written y
+// y = conv(x, w) + b through F(2x2, 3x3) or F(2x2, 5x5) (by the kernel
+// size; 5x5 is taken only when the algorithm setting asks for it, see
+// conv2d_winograd_preferred). Returns false, having written y
 // only partly or not at all, when an input or weight is not finite or so large
 // that the transforms could overflow where the direct sum would not: the
 // caller then computes y another way. flipped: as in conv2d_direct_forward
@@ -27,7 +29,7 @@ bool conv2d_winograd_forward(float* y, const float* x, const float* w, const flo
                              ConvWeightPack<float>* pack, bool flipped = false);
 
 // dw (OC, C, 3, 3) = the weight gradient of conv2d_winograd_forward's
-// convolution, through the same transforms; false, dw unwritten, when a value
+// convolution, through the same transforms (3x3 only); false, dw unwritten, when a value
 // of x or dy is not finite or too large for them (the caller computes dw
 // another way).
 bool conv2d_winograd_backward_weight(float* dw, const float* dy, const float* x, const Conv2dParams& p);
