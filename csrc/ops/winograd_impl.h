@@ -1,4 +1,4 @@
-// Winograd F(2x2, 3x3): stride-1 3x3 convolution in 2x2 output tiles.
+// Winograd F(2x2, 3x3) (and F(2x2, 5x5), further down): stride-1 convolution in 2x2 output tiles.
 //
 // Each 2x2 output tile reads a 4x4 input tile d (origin 2*ty - pad_t,
 // 2*tx - pad_l; zero outside x) and computes, per output channel o,

@@ -1,5 +1,5 @@
-// Winograd F(2x2, 3x3): the portable build of winograd_impl.h, the weight
-// transform, and the choice of ISA build and of where the path is taken.
+// Winograd F(2x2, 3x3) and F(2x2, 5x5): the portable build of winograd_impl.h,
+// the weight transforms, and the choice of ISA build and of where the path is taken.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
