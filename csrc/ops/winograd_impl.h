@@ -441,7 +441,8 @@ bool input_run_t<6>(const WinogradGeom& g, const float* __restrict x, const Run&
       float* __restrict r = stage[i];
       const int64_t ih = 2 * run.ty + i - g.pt;
       std::fill(r, r + span, 0.0f);
-      if (ih >= 0 && ih < g.H && m_hi > m_lo) std::memcpy(r + m_lo, xc + ih * g.W + w0 + m_lo, sizeof(float) * (m_hi - m_lo));
+      if (ih >= 0 && ih < g.H && m_hi > m_lo)
+        std::memcpy(r + m_lo, xc + ih * g.W + w0 + m_lo, sizeof(float) * (m_hi - m_lo));
       for (int64_t m = 0; m < span; ++m) bad |= !(std::fabs(r[m]) <= lim);
       for (int64_t l = 0; l < len; ++l) {
         const float d0 = r[2 * l], d1 = r[2 * l + 1], d2 = r[2 * l + 2], d3 = r[2 * l + 3], d4 = r[2 * l + 4],

@@ -187,7 +187,9 @@ bool conv2d_winograd_preferred(const Conv2dParams& p) {
 // 1.32x faster, 32x128x16x16 1.28x / 1.26x, 8x64x56x56 1.23x at 1 thread;
 // 32x256x8x8 (512 tiles) 1.06x / 1.10x and within noise in later runs;
 // 1x64x32x32 (256 tiles) 0.99x / 0.87x.
-bool conv2d_winograd_weight_grad_applies(const Conv2dParams& p) { return conv2d_winograd_applies(p, true) && p.KH == 3; }
+bool conv2d_winograd_weight_grad_applies(const Conv2dParams& p) {
+  return conv2d_winograd_applies(p, true) && p.KH == 3;
+}
 
 bool conv2d_winograd_weight_grad_preferred(const Conv2dParams& p) {
   const int64_t tiles = p.N * ((p.OH + 1) / 2) * ((p.OW + 1) / 2);
