@@ -127,3 +127,51 @@ def test_dropout_in_training_mode_draws_the_same_masks():
         fastconv.manual_seed(7)
         want = nn.Dropout(0.5)(x)
     assert np.array_equal(np.asarray(got), np.asarray(want))
+
+
+# The array forms of ReLU, MaxPool2d, Linear, Flatten and Dropout call the
+# compiled fast path directly and hand anything it declines to the functional
+# op: both routes must give what the layer gives as a module.
+@pytest.mark.parametrize(
+    "make_x",
+    [
+        lambda r: r.standard_normal((2, 3, 8, 8)).astype(np.float32),
+        lambda r: r.standard_normal((2, 3, 8, 8)),  # float64
+        lambda r: r.standard_normal((2, 3, 8, 16)).astype(np.float32)[..., ::2],  # not contiguous
+        lambda r: r.integers(-3, 4, (2, 3, 8, 8)),  # integers: converted to float32 by the general path
+        lambda r: r.standard_normal((2, 3, 8, 8)).astype(np.float32).tolist(),  # a list
+    ],
+    ids=["f32", "f64", "strided", "int", "list"],
+)
+def test_lean_array_forms_match_the_modules(make_x):
+    fastconv.manual_seed(8)
+    layers = [nn.ReLU(), nn.MaxPool2d((2, 2), stride=2), nn.Flatten(), nn.Dropout(0.2), nn.Linear(48, 5)]
+    seq = nn.Sequential(*layers).eval()
+    x = make_x(np.random.default_rng(8))
+    with fastconv.no_grad():
+        got = seq(x).numpy()
+        want = _layer_by_layer(seq, x).numpy()
+    assert got.dtype == want.dtype and np.array_equal(got, want)
+    # each array form on its own, against the module (same values, dtype and type)
+    for layer in layers[:4]:
+        with fastconv.no_grad():
+            a, b = layer._array_forward(x), layer(x)
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+        x = b
+
+
+def test_lean_array_forms_keep_the_modules_errors_and_settings():
+    x = np.random.default_rng(9).standard_normal((2, 3, 4, 4)).astype(np.float32)
+    with fastconv.no_grad():
+        with pytest.raises(ValueError, match="linear"):
+            nn.Sequential(nn.Flatten(), nn.Linear(47, 2))(x)  # 48 features in
+        flat = nn.Flatten(start_dim=2)  # not the default dims: the general op
+        assert nn.Sequential(flat)(x).shape == (2, 3, 16)
+        drop = nn.Dropout(0.5).eval()
+        assert nn.Sequential(drop)(x) is x  # eval mode: the input itself, as F.dropout
+        drop.p = 1.5  # changed after construction: the functional op's check still applies
+        with pytest.raises(ValueError):
+            nn.Sequential(drop)(x)
+        pool = nn.MaxPool2d(2, ceil_mode=True)
+        assert nn.Sequential(pool)(x[..., :3, :3]).shape == (2, 3, 2, 2)
