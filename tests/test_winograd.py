@@ -262,6 +262,22 @@ def test_automatic_choice(algorithm):
     assert not np.array_equal(wino, direct)
 
 
+def test_automatic_choice_of_the_weight_gradient(algorithm):
+    """auto takes the Winograd weight gradient from 256 tiles with 32 channels each way, the direct one below."""
+    rng = np.random.default_rng(3)
+
+    def dw_under(name, x, w, dy):
+        algorithm(name)
+        return F.conv2d_backward(dy, x, w, padding=1, needs_input_grad=(False, True, False))[1]
+
+    for n, c, oc, takes in ((4, 32, 32, True), (1, 32, 32, False), (4, 16, 32, False), (4, 32, 16, False)):
+        x, w, _ = _case(rng, n, c, 16, 16, oc)
+        dy = rng.standard_normal((n, oc, 16, 16)).astype(np.float32)
+        wino, direct, auto = (dw_under(a, x, w, dy) for a in ("winograd", "direct", "auto"))
+        assert not np.array_equal(wino, direct)
+        assert np.array_equal(auto, wino if takes else direct), (n, c, oc)
+
+
 @pytest.mark.parametrize("k", [3, 5])
 def test_prepacked_module_keeps_the_transformed_weight(k, algorithm):
     fastconv.manual_seed(0)

@@ -183,17 +183,24 @@ bool conv2d_winograd_preferred(const Conv2dParams& p) {
 
 // The weight gradient: its transposes and the partial sums per group of tiles
 // cost more than the forward's. Alternated with the direct path in one
-// process (AVX-512, functional calls), 1 / 2 threads: 32x64x32x32 1.27x /
-// 1.32x faster, 32x128x16x16 1.28x / 1.26x, 8x64x56x56 1.23x at 1 thread;
-// 32x256x8x8 (512 tiles) 1.06x / 1.10x and within noise in later runs;
-// 1x64x32x32 (256 tiles) 0.99x / 0.87x.
+// process (functional calls) on the AMD Zen 5 VM, AVX-512, 1 / 2 threads:
+// 32x64x32x32 1.42 / 1.49x faster, 32x128x16x16 1.54 / 1.56x, 32x256x8x8
+// 1.45 / 1.31x, 8x64x32x32 1.37 / 1.25x, 8x64x56x56 1.35 / 1.40x, 1x64x32x32
+// (256 tiles) 1.29 / 1.27x; below 256 tiles it varies with the thread count
+// (1x128x16x16, 64 tiles: 1.34 / 0.82x; 1x32x16x16 1.07 / 0.78x), and 16
+// channels lose (16x16x32x32 0.63 / 0.62x). AVX2 (portable transforms), 1
+// thread: 1.26-1.50x on the batch layers above, 1.28x on 1x64x32x32. (On the
+// Intel Xeon VM of an earlier session, before the transforms' channel blocks,
+// prefetches and slab padding: 1.23-1.32x on the batch layers, 0.87-0.99x on
+// 1x64x32x32.)
 bool conv2d_winograd_weight_grad_applies(const Conv2dParams& p) {
   return conv2d_winograd_applies(p, true) && p.KH == 3;
 }
 
 bool conv2d_winograd_weight_grad_preferred(const Conv2dParams& p) {
   const int64_t tiles = p.N * ((p.OH + 1) / 2) * ((p.OW + 1) / 2);
-  return conv2d_winograd_preferred(p) && conv2d_winograd_weight_grad_applies(p) && tiles >= 1024;
+  return conv2d_winograd_preferred(p) && conv2d_winograd_weight_grad_applies(p) && tiles >= 256 && p.C >= 32 &&
+         p.OC >= 32;
 }
 
 bool conv2d_winograd_forward(float* y, const float* x, const float* w, const float* b, const Conv2dParams& p,
