@@ -222,6 +222,19 @@ def test_integer_valued_data_is_exact(cfg, isa, rng):
     check_backward(cfg, np.float32, rng, exact=True)
 
 
+@pytest.mark.parametrize(
+    "W,padding",
+    [(w, p) for p in (0, 1) for w in list(range(1, 41)) + [63, 64, 65, 66] if w + 2 * p >= 3],
+    ids=lambda v: str(v),
+)
+def test_strided_data_gradient_row_widths(W, padding, isa, rng):
+    # stride 2: dx rows are read out of two column phases (an interleave of
+    # about W / 2 pairs, 16 per step with masked tails on AVX-512); every width
+    # up to 40 and around 64, exact on small integers
+    cfg = case(N=1, C=2, H=5, W=W, OC=3, KH=3, KW=3, stride=2, padding=padding)
+    check_backward(cfg, np.float32, rng, exact=True)
+
+
 # ---------------------------------------------------------------------------
 # sizes at and around the GEMM register tiles (avx2 6x16 f32 / 6x8 f64, scalar 4x8 / 4x4)
 

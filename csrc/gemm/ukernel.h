@@ -160,6 +160,11 @@ template <typename T>
 using TransposeRunsFn = void (*)(int64_t rows, int64_t width, int64_t cols, const T* src, const int64_t* offs, T* d,
                                  int64_t ldd);
 
+// d[2i] = a[i], d[2i + 1] = b[i], i < n: the strided data gradient's read-out
+// of two column phases into one row. nullptr in ISAs without one (a plain loop).
+template <typename T>
+using Interleave2Fn = void (*)(int64_t n, const T* a, const T* b, T* d);
+
 template <typename T>
 struct GemmKernel {
   UKernelFn<T> ukernel;
@@ -192,6 +197,7 @@ struct GemmKernel {
   UKernelEdgePairFn<T> ukernel_edge_pair;
   UKernelGapFn<T> ukernel_gap;
   TransposeRunsFn<T> transpose_runs = nullptr;
+  Interleave2Fn<T> interleave2 = nullptr;
 };
 
 // FMA throughput probe: `iters` rounds of independent float FMAs on this

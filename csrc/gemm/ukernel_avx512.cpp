@@ -629,6 +629,28 @@ void sadd_to__avx512(int64_t n, const float* s, float* d) {
     _mm512_mask_storeu_ps(d + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, d + i), _mm512_maskz_loadu_ps(m, s + i)));
   }
 }
+// d[2i] = a[i], d[2i + 1] = b[i] (interleave2 in ukernel.h): 16 pairs per
+// two stores, the tail under masks.
+void sinterleave2__avx512(int64_t n, const float* a, const float* b, float* d) {
+  const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 x = _mm512_loadu_ps(a + i), y = _mm512_loadu_ps(b + i);
+    _mm512_storeu_ps(d + 2 * i, _mm512_permutex2var_ps(x, lo, y));
+    _mm512_storeu_ps(d + 2 * i + 16, _mm512_permutex2var_ps(x, hi, y));
+  }
+  if (i < n) {
+    const int64_t r = n - i;  // 1..15 pairs: 2r outputs
+    const __mmask16 m = __mmask16((1u << r) - 1u);
+    const __m512 x = _mm512_maskz_loadu_ps(m, a + i), y = _mm512_maskz_loadu_ps(m, b + i);
+    const __mmask16 m0 = r >= 8 ? __mmask16(0xFFFF) : __mmask16((1u << (2 * r)) - 1u);
+    const __mmask16 m1 = r > 8 ? __mmask16((1u << (2 * (r - 8))) - 1u) : __mmask16(0);
+    _mm512_mask_storeu_ps(d + 2 * i, m0, _mm512_permutex2var_ps(x, lo, y));
+    if (m1) _mm512_mask_storeu_ps(d + 2 * i + 16, m1, _mm512_permutex2var_ps(x, hi, y));
+  }
+}
+
 void dadd_to__avx512(int64_t n, const double* s, double* d) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm512_storeu_pd(d + i, _mm512_add_pd(_mm512_loadu_pd(d + i), _mm512_loadu_pd(s + i)));
@@ -661,7 +683,8 @@ const KernelTable kAvx512 = {
      4096, "sgemm_ukernel_12x32__avx512", sgemm_ukernel_rows_8x32__avx512, 8,
      stranspose__avx512, sgemm_ukernel_gather_6x32__avx512, 6, sgemm_ukernel_gather_8x16__avx512, 8, scopy_runs__avx512, ssplit_row__avx512, sadd_to__avx512, sgemm_ukernel_edge_12x32__avx512,
      sgemm_ukernel_off2_12x32__avx512, sgemm_ukernel_off4_12x32__avx512, sgemm_ukernel_edge_split_12x32__avx512, 2304,
-     sgemm_ukernel_edge_pair_12x32__avx512, sgemm_ukernel_gap_12x32__avx512, stranspose_runs__avx512},
+     sgemm_ukernel_edge_pair_12x32__avx512, sgemm_ukernel_gap_12x32__avx512, stranspose_runs__avx512,
+     sinterleave2__avx512},
     {dgemm_ukernel_12x16__avx512, dgemm_ukernel_off_12x16__avx512, dgemv__avx512, ddot4x3__avx512, 12, 16, 192, 72,
      2048, "dgemm_ukernel_12x16__avx512", dgemm_ukernel_rows_8x16__avx512, 8,
      dtranspose__avx512, dgemm_ukernel_gather_6x16__avx512, 6, dgemm_ukernel_gather_8x8__avx512, 8, dcopy_runs__avx512, ref::split_row<double>, dadd_to__avx512, dgemm_ukernel_edge_12x16__avx512,
