@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import fastconv
+import fastconv.functional as F
 import fastconv.nn as nn
 from fastconv import models
 
@@ -175,3 +176,6 @@ def test_lean_array_forms_keep_the_modules_errors_and_settings():
             nn.Sequential(drop)(x)
         pool = nn.MaxPool2d(2, ceil_mode=True)
         assert nn.Sequential(pool)(x[..., :3, :3]).shape == (2, 3, 2, 2)
+        # an empty batch flattens as F.flatten does (a -1 in the reshape could not be inferred)
+        empty = np.zeros((0, 3, 4, 4), np.float32)
+        assert nn.Sequential(nn.Flatten())(empty).shape == F.flatten(empty).shape == (0, 48)

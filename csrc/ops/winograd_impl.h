@@ -324,7 +324,7 @@ bool grad_run(const WinogradGeom& g, const float* dy, const Run& run, int64_t K,
 }
 
 #else
-// V~ for one run and all channels. Returns false when a value read fails the
+// V~ for one run and channels [c0, c1). Returns false when a value read fails the
 // bound (not finite or |v| > lim).
 template <>
 bool input_run_t<4>(const WinogradGeom& g, const float* __restrict x, const Run& run, int64_t C, int64_t c0,

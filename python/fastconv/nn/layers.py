@@ -468,7 +468,7 @@ class Flatten(Module):
     def _array_forward(self, x: Any) -> Any:
         if type(x) is np.ndarray and x.ndim >= 2 and self.start_dim == 1 and self.end_dim == -1:
             if x.dtype == np.float32 or x.dtype == np.float64:
-                return x.reshape(x.shape[0], -1)  # what F.flatten returns for these
+                return x.reshape(x.shape[0], math.prod(x.shape[1:]))  # what F.flatten returns for these
         return F.flatten(x, self.start_dim, self.end_dim)
 
     def extra_repr(self) -> str:
