@@ -53,13 +53,15 @@ def test_default_isa_is_the_best_available():
     avail = _core.available_isas()
     choice = fastconv.build_info()["simd_choice"]
     if env in avail:
-        assert _core.active_isa() == env and choice == f"FASTCONV_ISA={env}"
-    elif "avx512" in avail and "avx2" in avail:
-        # between AVX-512 and AVX2 the FMA probe decides: AVX-512 only where it is ~2x
-        ratio = float(re.search(r"throughput ([0-9.]+)x", choice).group(1))
-        assert _core.active_isa() == ("avx512" if ratio >= 1.7 else "avx2"), choice
+        assert _core.active_isa() == env and choice.startswith(f"FASTCONV_ISA={env}"), choice
     else:
-        assert _core.active_isa() == avail[0]
+        # AVX-512 ahead of AVX2 whatever the width of its FMA units
+        assert avail.index("scalar") == len(avail) - 1
+        assert _core.active_isa() == avail[0] and choice.startswith("best available"), choice
+    if "avx512" in avail and "avx2" in avail:
+        # the probe's ratio is reported for the record: ~1x (Zen 4) to ~2x (full-width units)
+        ratio = float(re.search(r"avx512 throughput ([0-9.]+)x avx2", choice).group(1))
+        assert 0.5 < ratio < 3.0, choice
 
 
 # ---------------------------------------------------------------------------
@@ -188,11 +190,7 @@ def test_fastconv_isa_env_unavailable_falls_back_to_a_working_path():
 def test_no_env_uses_the_best_path():
     out = _run({})
     avail = _core.available_isas()
-    if "avx512" in avail and "avx2" in avail:
-        ratio = float(re.search(r"throughput ([0-9.]+)x", out["choice"]).group(1))
-        assert out["simd"] == ("avx512" if ratio >= 1.7 else "avx2"), out["choice"]
-    else:
-        assert out["simd"] == avail[0]
+    assert out["simd"] == avail[0] and out["choice"].startswith("best available"), out["choice"]
     assert np.array_equal(np.array(out["y"]), _probe_ref())
 
 
