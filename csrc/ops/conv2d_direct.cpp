@@ -771,6 +771,16 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
   Buffer<T> imgbuf(per_image || row_private ? checked_mul(nt, img_elems, "conv2d padded input") : 0,
                    "conv2d padded input");
   const int64_t P = p.P();
+  // 1x1 (each B row of a tile a different channel, kc rows H*W apart): the
+  // next tile's B rows are prefetched while this tile's row tiles run. x is
+  // read in place, and a tile's kc rows are more streams than the hardware
+  // prefetchers follow; on AVX-512 a row is 2-3 lines. Alternated in one
+  // process against none, 7 rounds, AMD Zen 4 (32 KiB L1), AVX-512, 1 / 2
+  // threads: 8x256x28x28 -> 64 3.77 -> 2.76 ms / 1.78 -> 1.30 ms (2.89 / 1.32
+  // without the step across slices); 32x64x32x32 -> 128 1.13x / 1.12x;
+  // 32x256x8x8 -> 256 and 1x512x7x7 -> 512 within noise. (Into L2 only, and
+  // slices of 64: no better over these shapes.)
+  const bool prefetch_next = p.KH == 1 && p.KW == 1;
 
   parallel_for(tasks, nt, [&](int64_t t, int tid) {
     const int64_t g = t % p.G, rest = t / p.G;
@@ -936,7 +946,36 @@ void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2
                 continue;
               }
             }
+            // the B rows of the next tile of this slice (after the block's
+            // last tile: the block's first tile in the next slice), a share
+            // per row tile
+            const T* xnext = nullptr;
+            const int64_t* onext = ob;
+            int64_t pf_per = 0, pf_k = 0, pf_n = kb;
+            if (prefetch_next && (jt + NR < je || pc + kb < K)) {
+              const bool same_slice = jt + NR < je;
+              const Tile& tn = tb[same_slice ? (jt - jb) / NR + 1 : 0];
+              const int64_t bn = (tn.n * p.C + g * Cg) * chan + tn.q0 - x_first;
+              if (bn + lane_reach + off_max < xt_total) {
+                xnext = Xt + bn;
+                if (!same_slice) {
+                  onext = ob + kb;
+                  pf_n = std::min<int64_t>(kc, K - pc - kb);
+                }
+                const int64_t calls = i_split >= 0 ? (i_split - i0) / MR + 1 : ceil_div(i1 - i0, int64_t(MR));
+                pf_per = ceil_div(pf_n, calls);
+              }
+            }
             for (int64_t ir = i0; ir < i1; ir += MR) {
+              if (xnext) {
+                const int64_t ke = std::min(pf_n, pf_k + pf_per);
+                for (; pf_k < ke; ++pf_k) {
+                  const char* r = reinterpret_cast<const char*>(xnext + onext[pf_k]);
+                  __builtin_prefetch(r);
+                  __builtin_prefetch(r + NR * sizeof(T) - 1);
+                  if (NR * sizeof(T) > 64) __builtin_prefetch(r + 64);
+                }
+              }
               const bool in_y = cdirect && ir < i_direct;
               const T* a = ag + Mpad * pc + (ir / MR) * MR * kb;
               T* const c = in_y ? cdirect + ir * P : cblock + (ir - i0) * JB;
