@@ -263,6 +263,11 @@ BIG_CASES = [
     # reduction length K = C/G*KH*KW around and beyond the KC=256 block
     dict(N=2, C=16, H=6, W=7, OC=10, KH=4, KW=4),  # K = 256
     dict(N=2, C=257, H=3, W=4, OC=7, KH=1, KW=1),  # K = 257
+    # 1x1 over several tiles a block, in one and in two slices of K (the next
+    # tile's rows are prefetched, within the slice and into the next one), M
+    # on the split edge (64) and not (30)
+    dict(N=3, C=300, H=9, W=9, OC=64, KH=1, KW=1),
+    dict(N=2, C=40, H=13, W=13, OC=30, KH=1, KW=1),
     dict(N=2, C=29, H=6, W=6, OC=13, KH=3, KW=3, padding=1),  # K = 261
     dict(N=2, C=64, H=8, W=8, OC=17, KH=3, KW=3, padding=1),  # K = 576
     dict(N=1, C=128, H=5, W=6, OC=10, KH=3, KW=3, groups=2, padding=1),  # K = 576 per group
