@@ -281,6 +281,13 @@ BIG_CASES = [
     # more output pixels than one backward-data column block (512), and N*P > NC (4096)
     dict(N=2, C=4, H=24, W=24, OC=5, KH=3, KW=3, padding=1),
     dict(N=3, C=3, H=40, W=41, OC=6, KH=3, KW=3, padding="same"),
+    # strided weight gradients on the gather form over the phase planes (output
+    # channels filling a gather tile, positions enough): 3x3/2, strides (2, 3)
+    # with asymmetric padding, dilation 3 at stride 2, AlexNet-like 11x11/4
+    dict(N=2, C=5, H=33, W=33, OC=16, KH=3, KW=3, stride=2, padding=1),
+    dict(N=16, C=4, H=20, W=23, OC=24, KH=3, KW=3, stride=(2, 3), padding=(1, 0)),
+    dict(N=2, C=4, H=40, W=40, OC=16, KH=3, KW=3, stride=2, dilation=3, padding=3),
+    dict(N=2, C=3, H=67, W=67, OC=16, KH=11, KW=11, stride=4, padding=2),
     # several backward-weight reduction chunks over the batch
     dict(N=9, C=4, H=5, W=6, OC=6, KH=3, KW=3),
     dict(N=17, C=3, H=4, W=4, OC=5, KH=2, KW=2, stride=2),

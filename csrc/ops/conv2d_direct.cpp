@@ -1103,28 +1103,39 @@ template <typename T>
 void conv2d_direct_backward_weight(T* dw, const T* dy, const T* x, const Conv2dParams& p) {
   const GemmKernel<T>& kr = kernel_for<T>(active_kernels());
   const int64_t M = p.OCg(), K = p.Kg(), Cg = p.Cg();
-  const int64_t Hp = p.OH + p.dil_h * (p.KH - 1), Wp = p.OW + p.dil_w * (p.KW - 1), plane = Hp * Wp;
+  // Strided (the gather form only, see conv2d_direct_backward_weight_strided):
+  // over the phase planes of x, as the forward reads them, where each tap's
+  // positions are runs again; S = 1: the padded input.
+  const int64_t sh = p.stride_h, sw = p.stride_w, S = sh * sw;
+  const int64_t Hp = p.OH + p.dil_h * (p.KH - 1) / sh, Wp = p.OW + p.dil_w * (p.KW - 1) / sw, plane = Hp * Wp;
+  const int64_t chan = S * plane;  // elements per channel
   const int64_t Jimg = p.OH * Wp;
   // The reduction runs over positions [0, Jred): the last row's junk columns
   // are left out, so the furthest read, off[K-1] + Jred - 1, is the group's
   // last input element -- never past the end of x.
   const int64_t Jred = (p.OH - 1) * Wp + p.OW;
-  const bool in_place = p.pad_t == 0 && p.pad_b == 0 && p.pad_l == 0 && p.pad_r == 0;
+  const bool in_place = S == 1 && p.pad_t == 0 && p.pad_b == 0 && p.pad_l == 0 && p.pad_r == 0;
 
   Buffer<T> padded;
   const T* X = x;
   if (!in_place) {
-    padded.reset(checked_add(checked_mul(checked_mul(p.N, p.C, "conv2d padded input"), plane, "conv2d padded input"),
+    padded.reset(checked_add(checked_mul(checked_mul(p.N, p.C, "conv2d padded input"), chan, "conv2d padded input"),
                              kr.nr + Wp, "conv2d padded input"),
                  "conv2d padded input");
-    build_padded(padded.data(), x, p, Hp, Wp, kr.nr + Wp);
+    if (S == 1)
+      build_padded(padded.data(), x, p, Hp, Wp, kr.nr + Wp);
+    else
+      build_phases(padded.data(), x, p, Hp, Wp, kr.nr + Wp);
     X = padded.data();
   }
 
   std::vector<int64_t> offs(static_cast<size_t>(K));
   for (int64_t c = 0, k = 0; c < Cg; ++c)
     for (int64_t kh = 0; kh < p.KH; ++kh)
-      for (int64_t kw = 0; kw < p.KW; ++kw) offs[size_t(k++)] = c * plane + kh * p.dil_h * Wp + kw * p.dil_w;
+      for (int64_t kw = 0; kw < p.KW; ++kw) {
+        const int64_t eh = kh * p.dil_h, ew = kw * p.dil_w;
+        offs[size_t(k++)] = c * chan + ((eh % sh) * sw + ew % sw) * plane + (eh / sh) * Wp + ew / sw;
+      }
 
   const int64_t dw_size = p.OC * K;
   const int64_t R = weight_grad_chunks(p.N, dw_size), per = ceil_div(p.N, R);
@@ -1181,7 +1192,7 @@ void conv2d_direct_backward_weight(T* dw, const T* dy, const T* x, const Conv2dP
     // never the junk columns
     std::vector<int64_t> pos(static_cast<size_t>(PG));
     for (int64_t i = 0; i < IG; ++i)
-      for (int64_t j = 0; j < P; ++j) pos[size_t(i * P + j)] = i * p.C * plane + (j / p.OW) * Wp + j % p.OW;
+      for (int64_t j = 0; j < P; ++j) pos[size_t(i * P + j)] = i * p.C * chan + (j / p.OW) * Wp + j % p.OW;
     parallel_for(tasks, nt, [&](int64_t t, int tid) {
       const int64_t g = t % p.G, rest = t / p.G;
       const int64_t r = rest % R, part_i = rest / R;
@@ -1192,7 +1203,7 @@ void conv2d_direct_backward_weight(T* dw, const T* dy, const T* x, const Conv2dP
       T* pan = panels.data() + tid * panel_sz;
       for (int64_t n = n0; n < n1; n += IG) {
         const int64_t ig = std::min(IG, n1 - n), npos = ig * P;
-        const T* xg = X + (n * p.C + g * Cg) * plane;
+        const T* xg = X + (n * p.C + g * Cg) * chan;
         // dy^T panels: block ob holds [i*P + j][c] = dy[n + i][ob*NR + c][j] (zero past M)
         for (int64_t ob = 0; ob < ob_count; ++ob) {
           const int64_t rows = std::min<int64_t>(NR, M - ob * NR);
@@ -1231,6 +1242,7 @@ void conv2d_direct_backward_weight(T* dw, const T* dy, const T* x, const Conv2dP
     });
     return;
   }
+  // (stride 1 from here on: the dispatch takes the strided form only with a gather tile)
   Buffer<T> wide;
   const T* DY = dy;
   if (Wp != p.OW) {  // dy on the Wp pitch, zeros in the junk columns
@@ -1290,6 +1302,14 @@ void conv2d_direct_backward_weight(T* dw, const T* dy, const T* x, const Conv2dP
   });
   if (R > 1) sum_partials(dw, partial.data(), R, dw_size);
 }
+
+template <typename T>
+bool conv2d_direct_backward_weight_strided(const Conv2dParams& p) {
+  return (p.stride_h > 1 || p.stride_w > 1) && conv2d_direct_forward_applies(p) &&
+         gather_tile(kernel_for<T>(active_kernels()), p.OCg(), false).fn;
+}
+template bool conv2d_direct_backward_weight_strided<float>(const Conv2dParams&);
+template bool conv2d_direct_backward_weight_strided<double>(const Conv2dParams&);
 
 template <typename T>
 bool conv2d_direct_backward_weight_reads_junk(const Conv2dParams& p) {

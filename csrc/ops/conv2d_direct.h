@@ -23,9 +23,15 @@ template <typename T>
 void conv2d_direct_forward(T* y, const T* x, const T* w, const T* b, const Conv2dParams& p,
                            ConvWeightPack<T>* pack = nullptr, bool flipped = false);
 
-// dy (N,OC,OH,OW), x (N,C,H,W) -> dw (OC,C/G,KH,KW)
+// dy (N,OC,OH,OW), x (N,C,H,W) -> dw (OC,C/G,KH,KW); stride 1, or strided
+// where conv2d_direct_backward_weight_strided says so.
 template <typename T>
 void conv2d_direct_backward_weight(T* dw, const T* dy, const T* x, const Conv2dParams& p);
+// Whether conv2d_direct_backward_weight takes this strided convolution (its
+// gather form over the phase planes of x: where the output channels fill a
+// gather tile, and the forward's phase split applies).
+template <typename T>
+bool conv2d_direct_backward_weight_strided(const Conv2dParams& p);
 // Whether conv2d_direct_backward_weight's reduction runs over the junk
 // columns of the Wp pitch too (zero dy times real inputs): exact only while
 // every input is finite (0 * Inf is NaN). False where the output channels
