@@ -747,9 +747,10 @@ void conv2d_backward_weight(T* dw, T* db, const T* dy, const T* x, const Conv2dP
     return conv2d_direct_backward_weight(dw, dy, x, p);
   // Strided: the same gather form over the phase planes of x, where it has
   // the positions of mid_rows. Alternated in one process with the GEMM below,
-  // 7 rounds, AVX-512 (AMD Zen 4), 1 / 2 threads: 8x64x32x32 3x3/2 -> 128
-  // 1.05x / 1.07x, 32x64x32x32 1.10x / 1.11x, 32x32x64x64 -> 64 1.17x /
-  // 1.28x, 4x3x224x224 11x11/4 -> 64 1.15x / 1.14x.
+  // 7 rounds, AMD Zen 4, 1 / 2 threads: AVX-512, 8x64x32x32 3x3/2 -> 128
+  // 1.01-1.06x / 1.01-1.07x, 32x64x32x32 1.10x / 1.11x, 32x32x64x64 -> 64
+  // 1.17x / 1.28x, 4x3x224x224 11x11/4 -> 64 1.15x / 1.14x, 16x16x32x32 -> 24
+  // 1.01x / 1.00x; AVX2, the same five 1.27-1.48x / 1.27-1.48x.
   if (conv2d_algorithm() != ConvAlgorithm::im2col && many_positions && conv2d_direct_backward_weight_strided<T>(p))
     return conv2d_direct_backward_weight(dw, dy, x, p);
 
